@@ -1,0 +1,151 @@
+"""``RetargetingOptions``: one robot hand and side, loadable from ``config/retargeting/*.yaml``."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+import yaml
+
+from hand_perception.core.keypoints import LEFT, NUM_KEYPOINTS, RIGHT, WRIST
+from hand_perception.core.options import options_from_mapping, require_choice, require_range
+
+OBJECTIVES = ("vector", "dexpilot", "position")
+SECTION = "retargeting"
+
+
+def _quat_xyzw_to_matrix(name: str, quat: Any) -> np.ndarray:
+    q = np.asarray(quat, dtype=float)
+    if q.shape != (4,) or not np.isfinite(q).all() or np.linalg.norm(q) < 1e-6:
+        raise ValueError(f"{name}={quat!r} must be a non-zero quaternion [x, y, z, w]")
+    x, y, z, w = q / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def transform_from_spec(name: str, spec: Any) -> np.ndarray:
+    """4x4 float64 from a 4x4 nested list or ``{xyz: [..], xyzw: [..]}`` (metres, quaternion)."""
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"xyz", "xyzw"})
+        if unknown:
+            raise ValueError(f"{name}: unknown key(s) {unknown}; use xyz and xyzw")
+        xyz = np.asarray(spec.get("xyz", [0.0, 0.0, 0.0]), dtype=float)
+        if xyz.shape != (3,) or not np.isfinite(xyz).all():
+            raise ValueError(f"{name}.xyz={spec.get('xyz')!r} must be 3 finite numbers")
+        matrix = np.eye(4)
+        matrix[:3, :3] = _quat_xyzw_to_matrix(f"{name}.xyzw", spec.get("xyzw", [0, 0, 0, 1]))
+        matrix[:3, 3] = xyz
+        return matrix
+    matrix = np.asarray(spec, dtype=float)
+    if matrix.shape != (4, 4) or not np.isfinite(matrix).all():
+        raise ValueError(f"{name} must be a 4x4 matrix or {{xyz, xyzw}}, got {spec!r}")
+    rot = matrix[:3, :3]
+    if not np.allclose(rot @ rot.T, np.eye(3), atol=1e-4) or np.linalg.det(rot) < 0:
+        raise ValueError(f"{name}: the 3x3 block is not a rotation matrix")
+    if not np.allclose(matrix[3], [0, 0, 0, 1]):
+        raise ValueError(f"{name}: last row must be [0, 0, 0, 1]")
+    return matrix
+
+
+@dataclasses.dataclass
+class RetargetingOptions:
+    """One robot hand for one side.
+
+    urdf: ``package://<python package>/<path>``, absolute, or relative to the YAML file.
+    keypoint_links: human keypoint index (MediaPipe order) -> robot link whose origin plays it;
+        must contain 0 (the wrist). fingertip_links: the robot's fingertip links (reported, checked).
+    vector_pairs: (human a, human b) keypoint pairs; the robot vector between the two links is
+        matched to ``scaling`` times the human vector (objective "vector"). position_keypoints:
+        keypoints matched as positions relative to the wrist (objective "position").
+    wrist_rotation_xyzw: rotation from the MediaPipe palm frame to the wrist link's frame; None =
+        derived from the robot's own palm geometry (recommended). arm_from_camera: 4x4 or
+        {xyz, xyzw}: pose of the keypoints' frame in the robot arm's base frame.
+    tolerance: stop when the predicted cost decrease is below this (m²) or 0.1 % of the cost.
+    smoothing_alpha: exponential low-pass on output joints (1 = off); latency (1-a)/a frames.
+    """
+
+    urdf: str = ""
+    side: str = RIGHT
+    wrist_link: str = ""
+    keypoint_links: Dict[int, str] = dataclasses.field(default_factory=dict)
+    fingertip_links: List[str] = dataclasses.field(default_factory=list)
+    objective: str = "vector"
+    vector_pairs: List[List[int]] = dataclasses.field(default_factory=list)
+    position_keypoints: List[int] = dataclasses.field(default_factory=lambda: [4, 8, 12, 16, 20])
+    scaling: float = 1.0
+    locked_joints: Dict[str, float] = dataclasses.field(default_factory=dict)
+    wrist_rotation_xyzw: Optional[List[float]] = None
+    arm_from_camera: Any = dataclasses.field(default_factory=lambda: np.eye(4).tolist())
+    pinch_threshold: float = 0.03
+    pinch_distance: float = 0.005
+    pinch_weight: float = 10.0
+    regularization: float = 1e-5
+    max_iterations: int = 30
+    tolerance: float = 1e-9
+    smoothing_alpha: float = 1.0
+    base_dir: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.urdf, str) or not self.urdf:
+            raise ValueError(f"urdf={self.urdf!r} must name a URDF file")
+        require_choice("side", self.side, (LEFT, RIGHT))
+        if not isinstance(self.wrist_link, str) or not self.wrist_link:
+            raise ValueError(f"wrist_link={self.wrist_link!r} must name a link")
+        require_choice("objective", self.objective, OBJECTIVES)
+        self._check_keypoints()
+        for name in ("scaling", "pinch_threshold", "pinch_distance", "pinch_weight"):
+            require_range(name, getattr(self, name), 0.0, 1e3)
+        require_range("scaling", self.scaling, 1e-3, 1e3)
+        require_range("regularization", self.regularization, 0.0, 1e3)
+        require_range("tolerance", self.tolerance, 0.0, 1.0)
+        require_range("smoothing_alpha", self.smoothing_alpha, 1e-3, 1.0)
+        if isinstance(self.max_iterations, bool) or not isinstance(self.max_iterations, int) \
+                or self.max_iterations < 1:
+            raise ValueError(f"max_iterations={self.max_iterations!r} must be an int >= 1")
+        if self.wrist_rotation_xyzw is not None:
+            _quat_xyzw_to_matrix("wrist_rotation_xyzw", self.wrist_rotation_xyzw)
+        transform_from_spec("arm_from_camera", self.arm_from_camera)
+        if not isinstance(self.locked_joints, dict):
+            raise TypeError(f"locked_joints={self.locked_joints!r} must be a mapping")
+
+    def _check_keypoints(self) -> None:
+        links = self.keypoint_links
+        if not isinstance(links, dict) or WRIST not in links:
+            raise ValueError(f"keypoint_links={links!r} must map keypoint 0 (wrist) to a link")
+        for key, link in links.items():
+            if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < NUM_KEYPOINTS:
+                raise ValueError(f"keypoint_links key {key!r} is not a keypoint index 0..20")
+            if not isinstance(link, str) or not link:
+                raise ValueError(f"keypoint_links[{key}]={link!r} must be a link name")
+        for pair in self.vector_pairs:
+            if len(pair) != 2 or any(k not in links for k in pair):
+                raise ValueError(f"vector_pairs entry {pair!r} must be two keys of keypoint_links")
+        for key in self.position_keypoints:
+            if key not in links:
+                raise ValueError(f"position_keypoints entry {key!r} is not in keypoint_links")
+        if self.objective == "vector" and not self.vector_pairs:
+            raise ValueError("objective='vector' needs vector_pairs")
+        if not isinstance(self.fingertip_links, list) or not self.fingertip_links:
+            raise ValueError(f"fingertip_links={self.fingertip_links!r} must be a non-empty list")
+
+    def wrist_rotation(self) -> Optional[np.ndarray]:
+        """The configured palm-frame -> wrist-link rotation (3, 3), or None for automatic."""
+        if self.wrist_rotation_xyzw is None:
+            return None
+        return _quat_xyzw_to_matrix("wrist_rotation_xyzw", self.wrist_rotation_xyzw)
+
+
+def load_options(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None
+                 ) -> RetargetingOptions:
+    """Read the ``retargeting:`` section of a YAML hand config (``base_dir`` = its folder)."""
+    path = Path(path)
+    with path.open("r", encoding="utf-8") as stream:
+        data = yaml.safe_load(stream) or {}
+    if SECTION not in data:
+        raise ValueError(f"{path}: no top-level {SECTION!r} section (have {sorted(data)})")
+    values = dict(data[SECTION] or {})
+    values.setdefault("base_dir", str(path.parent))
+    values.update(overrides or {})
+    return options_from_mapping(RetargetingOptions, values)

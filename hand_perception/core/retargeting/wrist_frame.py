@@ -1,0 +1,138 @@
+"""A wrist frame from the 21 keypoints that does not flip when landmarks 0, 5, 9 line up.
+
+Frame convention (the "MediaPipe palm frame" used throughout retargeting), for both hands:
+origin at keypoint 0 (wrist); +x from the wrist towards the mean of the four finger MCPs, inside
+the palm plane; +z the palm normal pointing out of the palm (the side the fingers curl to);
++y = z × x. The palm plane is a least-squares fit over keypoints 0, 5, 9, 13, 17, so three nearly
+colinear landmarks cannot tip it over. The normal's sign comes from the handedness (summed MCP
+cross products, which stay well conditioned) and, when that is ambiguous, from the previous frame.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Optional, Tuple
+
+import numpy as np
+
+from hand_perception.core.keypoints import LEFT, NUM_KEYPOINTS, RIGHT, WRIST
+from hand_perception.core.options import require_choice, require_range
+
+LOG = logging.getLogger(__name__)
+_PALM = np.array([0, 5, 9, 13, 17])
+_MCPS = np.array([5, 9, 13, 17])
+_FIRST, _SECOND = np.triu_indices(len(_MCPS), 1)
+
+
+@dataclasses.dataclass
+class WristFrameOptions:
+    """Options of :class:`WristFrameEstimator`.
+
+    min_planarity: smallest ratio of the palm points' 2nd to 1st singular value for which the plane
+        is trusted; below it (points on a line) the previous rotation is kept.
+    min_handedness_sine: below this normalised cross-product magnitude the handedness cue is
+        considered ambiguous and the normal's sign follows the previous frame instead.
+    """
+
+    min_planarity: float = 0.05
+    min_handedness_sine: float = 0.15
+
+    def __post_init__(self) -> None:
+        require_range("min_planarity", self.min_planarity, 0.0, 1.0)
+        require_range("min_handedness_sine", self.min_handedness_sine, 0.0, 1.0)
+
+
+@dataclasses.dataclass
+class WristFrameResult:
+    """rotation: float64 (3, 3), columns = frame axes in the keypoints' frame (empty if invalid);
+    origin: float64 (3,) m; degenerate: the previous rotation was reused; valid: a frame exists."""
+
+    rotation: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 3)))
+    origin: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    degenerate: bool = False
+    valid: bool = False
+
+
+def validate_keypoints(keypoints: np.ndarray, name: str = "keypoints") -> np.ndarray:
+    """Return ``keypoints`` as float64 (21, 3); ``ValueError`` naming the bad value otherwise."""
+    array = np.asarray(keypoints)
+    if array.shape != (NUM_KEYPOINTS, 3):
+        raise ValueError(f"{name} must have shape ({NUM_KEYPOINTS}, 3), got {array.shape}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{name} has non-finite values at keypoint(s) {bad.tolist()}: "
+                         f"{array[bad[0]].tolist()}")
+    return array
+
+
+def handedness_normal(keypoints: np.ndarray, side: str) -> Tuple[np.ndarray, float]:
+    """Palm normal (3,) from summed MCP cross products, signed for ``side``, and its sine."""
+    vectors = keypoints[_MCPS] - keypoints[WRIST]
+    lengths = np.sqrt((vectors * vectors).sum(axis=1))
+    first, second = _FIRST, _SECOND
+    u, v = vectors[first], vectors[second]
+    # All pairwise cross products at once (np.cross is slow on tiny arrays).
+    crosses = np.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1],
+                        u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
+                        u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], axis=1)
+    total = crosses.sum(axis=0)
+    scale = float((lengths[first] * lengths[second]).sum())
+    sign = 1.0 if side == RIGHT else -1.0
+    return sign * total, float(np.linalg.norm(total) / max(scale, 1e-12))
+
+
+class WristFrameEstimator:
+    """Stateful (continuity) wrist-frame estimator for one hand track."""
+
+    def __init__(self, options: Optional[WristFrameOptions] = None) -> None:
+        self.options = options or WristFrameOptions()
+        self._previous: Optional[np.ndarray] = None
+
+    def reset(self) -> None:
+        """Forget the previous frame (new track)."""
+        self._previous = None
+
+    def process(self, keypoints: np.ndarray, side: str) -> WristFrameResult:
+        """Wrist frame of ``keypoints`` (21, 3) m in any frame, for hand ``side`` (left/right)."""
+        require_choice("side", side, (LEFT, RIGHT))
+        return self.process_valid(validate_keypoints(keypoints), side)
+
+    def process_valid(self, points: np.ndarray, side: str) -> WristFrameResult:
+        """``process`` for keypoints already validated as finite float64 (21, 3)."""
+        palm = points[_PALM]
+        centred = palm - palm.sum(axis=0) / len(_PALM)
+        # Eigen-decomposition of the 3x3 scatter: same plane as an SVD, cheaper on tiny input.
+        evals, evecs = np.linalg.eigh(centred.T @ centred)
+        sing = np.sqrt(np.maximum(evals[::-1], 0.0))
+        if sing[0] <= 1e-9 or sing[1] / sing[0] < self.options.min_planarity:
+            return self._reuse(points[WRIST])
+        normal = evecs[:, 0]
+        cue, sine = handedness_normal(points, side)
+        prev_z = None if self._previous is None else self._previous[:, 2]
+        if sine >= self.options.min_handedness_sine or prev_z is None:
+            reference = cue
+        else:
+            reference = prev_z  # handedness cue too weak: keep continuity instead of guessing
+        if normal @ reference < 0.0:
+            normal = -normal
+        forward = points[_MCPS].sum(axis=0) / len(_MCPS) - points[WRIST]
+        x_axis = forward - (forward @ normal) * normal
+        if np.linalg.norm(x_axis) < 1e-9:
+            return self._reuse(points[WRIST])
+        x_axis /= np.linalg.norm(x_axis)
+        y_axis = np.array([normal[1] * x_axis[2] - normal[2] * x_axis[1],
+                           normal[2] * x_axis[0] - normal[0] * x_axis[2],
+                           normal[0] * x_axis[1] - normal[1] * x_axis[0]])
+        rotation = np.column_stack([x_axis, y_axis, normal])
+        self._previous = rotation
+        return WristFrameResult(rotation=rotation, origin=points[WRIST].copy(), valid=True)
+
+    def _reuse(self, origin: np.ndarray) -> WristFrameResult:
+        if self._previous is None:
+            LOG.debug("degenerate palm and no previous wrist frame")
+            return WristFrameResult()
+        return WristFrameResult(rotation=self._previous.copy(), origin=origin.copy(),
+                                degenerate=True, valid=True)

@@ -105,6 +105,10 @@ step_messages() {
     { make -j"$(nproc)" && make install; } >make.log 2>&1 ||
       { tail -30 make.log >&2; die "message build failed (full log: $build/make.log)"; }
   )
+  # rosidl registers the generated messages as a distribution named hand_perception (an
+  # egg-info); `pip install -e .` would then "upgrade" it by deleting the generated package.
+  # The editable install below is the one registration the venv needs.
+  rm -rf "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/hand_perception-*.egg-info
   stamp_write messages "${inputs[@]}"
 }
 
@@ -151,6 +155,8 @@ main() {
   step_python_package
   step_models
   step_samples
+  "$VENV/bin/python" -c 'import hand_perception.msg, hand_perception.core, rclpy' ||
+    die "the venv cannot import hand_perception.msg: run again with HAND_PERCEPTION_FORCE=1"
   log "ready: . $VENV/bin/activate"
 }
 

@@ -29,23 +29,27 @@ def _apply_overrides(graph: GraphSpec, sets: Sequence[str], remaps: Sequence[str
     return graph
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graph_runner", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--graph", default="hand_perception",
                         help="graph file, or a name under config/graphs/ (default: %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM:=VALUE")
     parser.add_argument("--remap", action="append", default=[], metavar="NODE:FROM:=TO")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: until Ctrl-C)")
-    return parser
+
+
+def run_from_options(options: argparse.Namespace, ros_args: Sequence[str]) -> int:
+    from hand_perception.ros.runner import run_graph
+
+    graph = _apply_overrides(load_graph(options.graph), options.set, options.remap)
+    return run_graph(graph, duration_s=options.duration, args=list(ros_args))
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    from hand_perception.ros.runner import run_graph
-
-    options, ros_args = build_parser().parse_known_args(args)
-    graph = _apply_overrides(load_graph(options.graph), options.set, options.remap)
-    return run_graph(graph, duration_s=options.duration, args=ros_args)
+    parser = argparse.ArgumentParser(prog="graph_runner", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_graph_arguments(parser)
+    options, ros_args = parser.parse_known_args(args)
+    return run_from_options(options, ros_args)
 
 
 if __name__ == "__main__":

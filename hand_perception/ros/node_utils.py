@@ -1,15 +1,14 @@
 """Small pieces every hand_perception node uses: parameter declaration, throttled errors, main()."""
 from __future__ import annotations
 
-import logging
-from typing import Any, Callable, Optional, Sequence
+import math
+import time
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-
-_logger = logging.getLogger(__name__)
 
 
 def declare(node: Node, name: str, default: Any, description: str,
@@ -30,9 +29,17 @@ def declare(node: Node, name: str, default: Any, description: str,
 
 
 def log_dropped(node: Node, reason: str, period_s: float = 2.0) -> None:
-    """A throttled error for a dropped input: names the bad value, at most once per period and
-    reason, so a stream of bad frames neither floods the log nor goes unnoticed."""
-    node.get_logger().error(f"dropped frame: {reason}", throttle_duration_sec=period_s)
+    """A throttled error for a dropped input, naming the bad value: at most once per ``period_s``
+    for each kind of problem (the text before the first ':'), so a stream of bad frames neither
+    floods the log nor hides a different problem that starts meanwhile. rclpy's own throttle
+    counts per call site, which would silence the second kind."""
+    kind = reason.split(":", 1)[0]
+    last_logged: Dict[str, float] = node.__dict__.setdefault("_hand_perception_drop_log", {})
+    now = time.monotonic()
+    if period_s > 0 and now - last_logged.get(kind, -math.inf) < period_s:
+        return
+    last_logged[kind] = now
+    node.get_logger().error(f"dropped frame: {reason}")
 
 
 def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[str]] = None,

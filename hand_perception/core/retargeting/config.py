@@ -12,6 +12,8 @@ from hand_perception.core.keypoints import LEFT, NUM_KEYPOINTS, RIGHT, WRIST
 from hand_perception.core.options import options_from_mapping, require_choice, require_range
 
 OBJECTIVES = ("vector", "dexpilot", "position")
+WARM_STARTS = ("constant_velocity", "previous")
+SMOOTHING_FILTERS = ("exponential", "one_euro")
 SECTION = "retargeting"
 
 
@@ -62,8 +64,20 @@ class RetargetingOptions:
     wrist_rotation_xyzw: rotation from the MediaPipe palm frame to the wrist link's frame; None =
         derived from the robot's own palm geometry (recommended). arm_from_camera: 4x4 or
         {xyz, xyzw}: pose of the keypoints' frame in the robot arm's base frame.
-    tolerance: stop when the predicted cost decrease is below this (m²) or 0.1 % of the cost.
-    smoothing_alpha: exponential low-pass on output joints (1 = off); latency (1-a)/a frames.
+    vector_weights: one weight per vector_pairs entry (empty = all 1).
+    pinch_*: DexPilot thumb-finger pinch switch; separation_distance (m, robot) /
+        separation_weight: DexPilot finger-finger target when two fingers pinch the thumb together.
+    tolerance / relative_tolerance: stop when the predicted cost decrease is below tolerance (m²)
+        or relative_tolerance × the cost (0.3 %: on real, unreachable poses Gauss-Newton converges
+        linearly and the last iterations move fingertips by a fraction of a millimetre).
+    warm_start: "constant_velocity" starts each solve from the last two solutions extrapolated
+        (fewer iterations, and under fast motion the solver stays in the right basin);
+        "previous" from the last solution. cold_start_seeds: starts tried after a reset (>= 1),
+        and again when the cost jumps above recovery_cost_ratio × the last one (0 = never).
+    smoothing_filter: "exponential" (smoothing_alpha, 1 = off; lag (1-a)/a frames) or "one_euro"
+        (one_euro_min_cutoff Hz, one_euro_beta Hz per rad/s, one_euro_d_cutoff Hz; lag
+        1/(2 pi (min_cutoff + beta |v|)) s, see smoothing.py). frame_rate_hz: assumed rate when
+        ``process`` gets no stamp.
     """
 
     urdf: str = ""
@@ -81,10 +95,22 @@ class RetargetingOptions:
     pinch_threshold: float = 0.03
     pinch_distance: float = 0.005
     pinch_weight: float = 10.0
+    separation_distance: float = 0.02
+    separation_weight: float = 10.0
+    vector_weights: List[float] = dataclasses.field(default_factory=list)
     regularization: float = 1e-5
     max_iterations: int = 30
     tolerance: float = 1e-9
+    relative_tolerance: float = 3e-3
+    warm_start: str = "constant_velocity"
+    cold_start_seeds: int = 3
+    recovery_cost_ratio: float = 4.0
     smoothing_alpha: float = 1.0
+    smoothing_filter: str = "exponential"
+    one_euro_min_cutoff: float = 1.0
+    one_euro_beta: float = 5.0
+    one_euro_d_cutoff: float = 1.0
+    frame_rate_hz: float = 30.0
     base_dir: str = ""
 
     def __post_init__(self) -> None:
@@ -95,15 +121,23 @@ class RetargetingOptions:
             raise ValueError(f"wrist_link={self.wrist_link!r} must name a link")
         require_choice("objective", self.objective, OBJECTIVES)
         self._check_keypoints()
-        for name in ("scaling", "pinch_threshold", "pinch_distance", "pinch_weight"):
+        for name in ("scaling", "pinch_threshold", "pinch_distance", "pinch_weight",
+                     "separation_distance", "separation_weight", "one_euro_beta",
+                     "recovery_cost_ratio"):
             require_range(name, getattr(self, name), 0.0, 1e3)
+        for name in ("one_euro_min_cutoff", "one_euro_d_cutoff", "frame_rate_hz"):
+            require_range(name, getattr(self, name), 1e-3, 1e4)
+        require_choice("warm_start", self.warm_start, WARM_STARTS)
+        require_choice("smoothing_filter", self.smoothing_filter, SMOOTHING_FILTERS)
         require_range("scaling", self.scaling, 1e-3, 1e3)
         require_range("regularization", self.regularization, 0.0, 1e3)
         require_range("tolerance", self.tolerance, 0.0, 1.0)
+        require_range("relative_tolerance", self.relative_tolerance, 0.0, 1.0)
         require_range("smoothing_alpha", self.smoothing_alpha, 1e-3, 1.0)
-        if isinstance(self.max_iterations, bool) or not isinstance(self.max_iterations, int) \
-                or self.max_iterations < 1:
-            raise ValueError(f"max_iterations={self.max_iterations!r} must be an int >= 1")
+        for name in ("max_iterations", "cold_start_seeds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an int >= 1")
         if self.wrist_rotation_xyzw is not None:
             _quat_xyzw_to_matrix("wrist_rotation_xyzw", self.wrist_rotation_xyzw)
         transform_from_spec("arm_from_camera", self.arm_from_camera)
@@ -127,6 +161,12 @@ class RetargetingOptions:
                 raise ValueError(f"position_keypoints entry {key!r} is not in keypoint_links")
         if self.objective == "vector" and not self.vector_pairs:
             raise ValueError("objective='vector' needs vector_pairs")
+        weights = self.vector_weights
+        if weights and (len(weights) != len(self.vector_pairs) or any(
+                isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1e3
+                for w in weights)):
+            raise ValueError(f"vector_weights={weights!r} must be empty or one number in "
+                             f"[0, 1000] per vector_pairs entry ({len(self.vector_pairs)})")
         if not isinstance(self.fingertip_links, list) or not self.fingertip_links:
             raise ValueError(f"fingertip_links={self.fingertip_links!r} must be a non-empty list")
 

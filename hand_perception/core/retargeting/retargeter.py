@@ -7,17 +7,23 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from hand_perception.core.filters import OneEuroOptions
 from hand_perception.core.keypoints import BONES, FINGERS, FINGERTIPS, NUM_KEYPOINTS, WRIST
 from hand_perception.core.retargeting.config import RetargetingOptions, transform_from_spec
 from hand_perception.core.retargeting.resources import resolve_urdf
 from hand_perception.core.retargeting.robot_hand import RobotHand
-from hand_perception.core.retargeting.solver import BoundedLM, PairTerms, dexpilot_terms, \
-    pair_terms
+from hand_perception.core.retargeting.smoothing import JointSmoother
+from hand_perception.core.retargeting.solver import BoundedLM, PairTerms, SolveResult, \
+    dexpilot_terms, pair_terms
 from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator, \
     validate_keypoints
 
 LOG = logging.getLogger(__name__)
 _PALM = (0, 5, 9, 13, 17)
+#: Cold-start seeds: fractions of each joint's range, tried in this order (neutral first).
+_SEED_FRACTIONS = (0.5, 0.2, 0.8, 0.35, 0.65, 0.05, 0.95)
+#: Cost (m²) below which a cost jump is noise, not a lost track (about 0.3 mm per vector).
+_RECOVERY_FLOOR = 1e-6
 
 
 @dataclasses.dataclass
@@ -37,6 +43,7 @@ class RetargetingResult:
     iterations: int = 0
     wrist_frame_degenerate: bool = False
     valid: bool = False
+    latency_s: float = 0.0  # lag the output smoothing adds (largest over joints), seconds
 
 
 def palm_rotation(points: np.ndarray, side: str) -> np.ndarray:
@@ -62,7 +69,7 @@ class Retargeter:
         self._link_index = {k: i for i, k in enumerate(used)}
         self._solver = BoundedLM(self.hand, [self.hand.frame_id(options.keypoint_links[k])
                                              for k in used], options.max_iterations,
-                                 options.tolerance)
+                                 options.tolerance, options.relative_tolerance)
         self.geometric_rotation = palm_rotation(self.robot_keypoints(self.hand.neutral()),
                                                 options.side)
         configured = options.wrist_rotation()
@@ -70,14 +77,24 @@ class Retargeter:
         self.arm_from_camera = transform_from_spec("arm_from_camera", options.arm_from_camera)
         self.scaling = float(options.scaling)
         self._frame = WristFrameEstimator()
+        self._smoother = JointSmoother(
+            options.smoothing_filter, options.smoothing_alpha,
+            OneEuroOptions(min_cutoff=options.one_euro_min_cutoff, beta=options.one_euro_beta,
+                           d_cutoff=options.one_euro_d_cutoff, max_gap_s=1e9),
+            options.frame_rate_hz)
+        self._output_ids = self._kp_ids[:1] + self._tip_ids  # keypoint 0 sorts first
         self._q_prev: Optional[np.ndarray] = None
-        self._q_smooth: Optional[np.ndarray] = None
+        self._q_prev2: Optional[np.ndarray] = None
+        self._cost_prev = 0.0
+        self._stamps: List[float] = []
 
     def reset(self) -> None:
         """Drop warm start, smoothing and wrist-frame continuity (new person or track)."""
         self._frame.reset()
+        self._smoother.reset()
         self._q_prev = None
-        self._q_smooth = None
+        self._q_prev2 = None
+        self._stamps = []
 
     def robot_keypoints(self, q: np.ndarray) -> np.ndarray:
         """Robot 'keypoints' at joints ``q`` (n,): float64 (21, 3) m in the wrist-link frame.
@@ -138,50 +155,107 @@ class Retargeter:
         if opt.objective == "position":
             return [(WRIST, k) for k in opt.position_keypoints]
         tips = [t for t in FINGERTIPS if t in opt.keypoint_links]
-        return [(WRIST, t) for t in tips] + [(4, t) for t in tips if t != 4 and 4 in tips]
+        fingers = [t for t in tips if t != 4]
+        if 4 not in tips:
+            return [(WRIST, t) for t in tips]
+        return ([(WRIST, t) for t in tips] + [(4, t) for t in fingers]
+                + [(a, b) for i, a in enumerate(fingers) for b in fingers[i + 1:]])
 
     def _terms(self, human: np.ndarray) -> PairTerms:
         opt = self.options
-        if opt.objective != "dexpilot":
+        if opt.objective == "vector":
+            return pair_terms(self._objective_pairs(), self._link_index, human, self.scaling,
+                              opt.vector_weights)
+        if opt.objective == "position":
             return pair_terms(self._objective_pairs(), self._link_index, human, self.scaling)
         tips = [t for t in FINGERTIPS if t in opt.keypoint_links]
         return dexpilot_terms(tips, self._link_index, human, self.scaling, opt.pinch_threshold,
-                              opt.pinch_distance, opt.pinch_weight)
+                              opt.pinch_distance, opt.pinch_weight, opt.separation_distance,
+                              opt.separation_weight)
 
-    def process(self, keypoints: np.ndarray) -> RetargetingResult:
+    def process(self, keypoints: np.ndarray, stamp_s: Optional[float] = None
+                ) -> RetargetingResult:
         """Retarget keypoints (21, 3) m (camera or hand-centred world frame, MediaPipe order).
 
-        Raises ``ValueError`` on a wrong shape or non-finite values. The wrist pose is that of
-        the keypoints' frame mapped through ``arm_from_camera``.
+        ``stamp_s`` (s, increasing) times the sample for the warm start and the One-Euro filter;
+        without it frames are taken ``1/frame_rate_hz`` apart. Raises ``ValueError`` on a wrong
+        shape, non-finite values or a stamp not after the last one (state unchanged). The wrist
+        pose is that of the keypoints' frame mapped through ``arm_from_camera``.
         """
         points = validate_keypoints(keypoints)
+        stamp = self._check_stamp(stamp_s)
         frame = self._frame.process_valid(points, self.options.side)
         if not frame.valid:
             return RetargetingResult()
         human = self.to_robot_frame(points, frame.rotation, frame.origin)
-        if self._q_prev is None:  # cold start: nothing to stay close to
-            q0, reg = self.hand.neutral(), 0.0
-        else:
-            q0, reg = self._q_prev, self.options.regularization
-        solved = self._solver.solve(q0, self._terms(human), q0, reg)
-        self._q_prev = solved.q
-        alpha = self.options.smoothing_alpha
-        if self._q_smooth is None or alpha >= 1.0:
-            self._q_smooth = solved.q.copy()
-        else:
-            # Smooth the output only: the next solve warm-starts from the unfiltered optimum.
-            self._q_smooth = alpha * solved.q + (1.0 - alpha) * self._q_smooth
-        return self._result(self._q_smooth, frame, solved.cost, solved.iterations)
+        solved = self._solve(self._terms(human), stamp)
+        q_out, latency = self._smoother.process(solved.q, stamp)
+        return self._result(q_out, frame, solved, latency)
 
-    def _result(self, q: np.ndarray, frame, cost: float, iterations: int) -> RetargetingResult:
+    def _check_stamp(self, stamp_s: Optional[float]) -> float:
+        stamp = self._smoother.next_stamp(stamp_s)
+        if not np.isfinite(stamp):
+            raise ValueError(f"stamp_s={stamp_s!r} is not finite")
+        if self._stamps and stamp <= self._stamps[-1]:
+            raise ValueError(f"stamp_s={stamp_s!r} is not after the last one {self._stamps[-1]!r}")
+        return stamp
+
+    def _solve(self, terms: PairTerms, stamp: float) -> SolveResult:
+        """Warm-started solve; after a reset, or when the cost jumps, the best of the seeds.
+
+        A jump (``recovery_cost_ratio`` × the last cost) means the warm start fell into another
+        local minimum of a finger chain (seen on thumbs with 4 joints and 2 matched points): the
+        cold-start seeds are tried as well and the lowest cost wins.
+        """
+        opt = self.options
+        if self._q_prev is None:  # cold start: nothing to stay close to
+            solved = self._best_of_seeds(terms, None, 0.0)
+        else:
+            q0 = self._predict(stamp)
+            solved = self._solver.solve(q0, terms, q0, opt.regularization)
+            if opt.recovery_cost_ratio > 0.0 and solved.cost > opt.recovery_cost_ratio * max(
+                    self._cost_prev, _RECOVERY_FLOOR):
+                seeded = self._best_of_seeds(terms, q0, opt.regularization)
+                solved = seeded if seeded.cost < solved.cost else solved
+        self._q_prev2, self._q_prev = self._q_prev, solved.q
+        self._cost_prev = solved.cost
+        self._stamps = (self._stamps + [stamp])[-2:]
+        return solved
+
+    def _best_of_seeds(self, terms: PairTerms, q_ref: Optional[np.ndarray], reg: float
+                       ) -> SolveResult:
+        hand = self.hand
+        best = None
+        for fraction in _SEED_FRACTIONS[:self.options.cold_start_seeds]:
+            seed = hand.lower + fraction * (hand.upper - hand.lower)
+            solved = self._solver.solve(seed, terms, seed if q_ref is None else q_ref, reg)
+            if best is None or solved.cost < best.cost:
+                best = solved
+        return best
+
+    def _predict(self, stamp: float) -> np.ndarray:
+        """Warm start (n,): the last solution, moved on at its last velocity (constant_velocity).
+
+        Under fast motion the last solution can lie in another basin of the (non-convex) finger
+        objective than the new optimum; starting where the joints are heading keeps the solver in
+        the right one (LEAP lost track at fast motion without it) and saves iterations.
+        """
+        if self.options.warm_start == "previous" or self._q_prev2 is None:
+            return self._q_prev
+        before, last = self._stamps[-2], self._stamps[-1]
+        ratio = min(max((stamp - last) / max(last - before, 1e-9), 0.0), 2.0)
+        return self.hand.clip(self._q_prev + ratio * (self._q_prev - self._q_prev2))
+
+    def _result(self, q: np.ndarray, frame, solved: SolveResult, latency: float
+                ) -> RetargetingResult:
         rot = frame.rotation @ self.wrist_rotation.T
         pose = np.eye(4)
         pose[:3, :3] = rot
-        points = self.hand.positions(q, self._kp_ids[:1] + self._tip_ids)  # key 0 sorts first
+        points = self.hand.positions(q, self._output_ids)
         pose[:3, 3] = frame.origin - rot @ points[0]
         return RetargetingResult(
             qpos=q.copy(), joint_names=list(self.hand.joint_names),
             full_qpos=self.hand.full_q(q), full_joint_names=list(self.hand.full_joint_names),
             wrist_pose=self.arm_from_camera @ pose,
-            fingertips=points[1:], cost=cost, iterations=iterations,
-            wrist_frame_degenerate=frame.degenerate, valid=True)
+            fingertips=points[1:], cost=solved.cost, iterations=solved.iterations,
+            wrist_frame_degenerate=frame.degenerate, valid=True, latency_s=latency)

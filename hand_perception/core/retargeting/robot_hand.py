@@ -148,7 +148,9 @@ class RobotHand:
     def positions(self, q: np.ndarray, frame_ids: Sequence[int]) -> np.ndarray:
         """Origins of ``frame_ids`` at joints ``q`` (n,): float64 (k, 3) m, wrist-link frame."""
         pin.framesForwardKinematics(self.model, self.data, self.full_q(q))
-        world = np.array([self.data.oMf[f].translation for f in frame_ids]).reshape(-1, 3)
+        oMf = self.data.oMf
+        # .homogeneous is the cheapest per-frame read-out from Python (one 4x4 copy).
+        world = np.array([oMf[f].homogeneous for f in frame_ids]).reshape(-1, 4, 4)[:, :3, 3]
         return (world - self._wrist_pos) @ self._wrist_rot_t.T
 
     def positions_and_jacobians(self, q: np.ndarray, frame_ids: Sequence[int]

@@ -4,12 +4,15 @@ Every objective is a set of weighted *link-pair vectors*: the vector between two
 origins should equal a target vector (metres, wrist-link frame). Vector retargeting matches
 scaled human bone/finger vectors, position retargeting matches wrist->keypoint vectors (the wrist
 link is fixed, so this is positions), DexPilot adds thumb->finger vectors whose target shrinks to a
-small pinch distance when the human pinches.
+small pinch distance when the human pinches, and finger->finger vectors whose target becomes a
+minimum separation when two fingers pinch the thumb together (so they do not collide).
 
-The solver is a projected Levenberg-Marquardt on the independent joints with analytic pinocchio
-Jacobians: variables sitting on a bound whose gradient pushes outward are frozen, the step is
-solved on the rest and then clipped into the box, so every returned solution is inside the
-(mimic-aware) joint limits by construction.
+The solver is a projected Levenberg-Marquardt on the independent joints with analytic Jacobians
+(:class:`~hand_perception.core.retargeting.kinematics.PointJacobians`): variables sitting on a
+bound whose gradient pushes outward are frozen, the step is solved on the rest and then clipped
+into the box, so every returned solution is inside the (mimic-aware) joint limits by construction.
+Pairs are applied as a weighted incidence matrix ``D`` (m, k): residuals ``D P - T`` and their
+Jacobian ``D J`` are two small matrix products instead of per-pair indexing.
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ import dataclasses
 from typing import List, Sequence, Tuple
 
 import numpy as np
+from scipy.linalg import lapack
 
+from hand_perception.core.retargeting.kinematics import PointJacobians
 from hand_perception.core.retargeting.robot_hand import RobotHand
 
 
@@ -43,65 +48,111 @@ class SolveResult:
     iterations: int
 
 
+def _solve_spd(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """x with ``matrix @ x = rhs`` for a symmetric positive definite matrix (LAPACK posv)."""
+    _, x, info = lapack.dposv(matrix, rhs)
+    if info != 0:  # not positive definite (should not happen with the damping): least squares
+        return np.linalg.lstsq(matrix, rhs, rcond=None)[0]
+    return x
+
+
 class BoundedLM:
     """Projected Levenberg-Marquardt over a :class:`RobotHand`'s independent joints."""
 
     def __init__(self, hand: RobotHand, frame_ids: Sequence[int], max_iterations: int = 30,
-                 tolerance: float = 1e-9) -> None:
+                 tolerance: float = 1e-9, relative_tolerance: float = 1e-3) -> None:
         self.hand = hand
         self.frame_ids = list(frame_ids)
         self.max_iterations = max_iterations
         self.tolerance = tolerance
-        self._mu0 = 1e-3
+        self.relative_tolerance = relative_tolerance
+        self.kinematics = PointJacobians(hand, self.frame_ids)
+        # Initial damping: slightly above pure Gauss-Newton, which overshoots on the large
+        # residuals of unreachable (real) poses and then needs rejected evaluations.
+        self._mu0 = 1e-2
+        self._diag = np.arange(hand.num_joints)
 
-    def _evaluate(self, q: np.ndarray, terms: PairTerms, q_ref: np.ndarray, reg: float
-                  ) -> Tuple[float, np.ndarray, np.ndarray]:
+    def problem(self, terms: PairTerms) -> Tuple[np.ndarray, np.ndarray]:
+        """Weighted incidence ``D`` (m, k) and root-frame weighted targets ``T`` (m, 3)."""
+        sw = np.sqrt(terms.weights)
+        rows = np.arange(len(sw))
+        incidence = np.zeros((len(sw), len(self.frame_ids)))
+        incidence[rows, terms.b] += sw
+        incidence[rows, terms.a] -= sw
+        # wrist frame -> root frame: v_root = R v_wrist (row vectors: v @ R^T)
+        targets = (terms.targets * sw[:, None]) @ self.hand._wrist_rot_t
+        return incidence, targets
+
+    def _evaluate(self, q: np.ndarray, problem: Tuple[np.ndarray, np.ndarray],
+                  q_ref: np.ndarray, reg: float) -> Tuple[float, np.ndarray, np.ndarray]:
         """Cost, gradient (n,) and Gauss-Newton Hessian (n, n) at ``q``."""
-        points, jac = self.hand.positions_and_jacobians(q, self.frame_ids)
-        sw = np.sqrt(terms.weights)[:, None]
-        res = (points[terms.b] - points[terms.a] - terms.targets) * sw
-        jr = (jac[terms.b] - jac[terms.a]) * sw[:, :, None]
-        jr = jr.reshape(-1, q.size)
-        res = res.reshape(-1)
+        incidence, targets = problem
+        points, jac = self.kinematics.evaluate(q)
+        res = (incidence @ points - targets).reshape(-1)
+        jr = (incidence @ jac.reshape(len(points), -1)).reshape(res.size, q.size)
         delta = q - q_ref
         cost = float(res @ res + reg * (delta @ delta))
         grad = jr.T @ res + reg * delta
         hess = jr.T @ jr
-        hess.flat[::q.size + 1] += reg
+        hess[self._diag, self._diag] += reg
         return cost, grad, hess
+
+    def _step(self, q: np.ndarray, grad: np.ndarray, hess: np.ndarray, mu: float
+              ) -> np.ndarray:
+        """Damped Gauss-Newton step (n,) that stays in the box; zero when everything is blocked.
+
+        Variables on a bound whose gradient pushes outward are held. A variable the step would
+        carry past a bound is clamped to it and the rest re-solved with that move fixed (a few
+        rounds), instead of clipping afterwards: a clipped step is often uphill, and unreachable
+        human poses put many joints on their limits.
+        """
+        lower, upper = self.hand.lower, self.hand.upper
+        fixed = ((q <= lower) & (grad > 0.0)) | ((q >= upper) & (grad < 0.0))
+        step = np.zeros_like(q)
+        damped = hess.copy()
+        # Marquardt scaling plus a small absolute floor (J^T J is ~1e-3 m²/rad² here).
+        damped[self._diag, self._diag] = hess[self._diag, self._diag] * (1.0 + mu) + 1e-3 * mu
+        for _ in range(4):
+            if fixed.all():
+                break
+            if not fixed.any():
+                step = -_solve_spd(damped, grad)
+            else:
+                free = np.flatnonzero(~fixed)
+                rhs = grad[free] + damped[free][:, fixed] @ step[fixed]
+                step[free] = -_solve_spd(damped[np.ix_(free, free)], rhs)
+            trial = q + step
+            over = ~fixed & ((trial < lower) | (trial > upper))
+            if not over.any():
+                break
+            step[over] = np.minimum(np.maximum(trial[over], lower[over]), upper[over]) - q[over]
+            fixed |= over
+        return np.minimum(np.maximum(q + step, lower), upper) - q
 
     def solve(self, q0: np.ndarray, terms: PairTerms, q_ref: np.ndarray, reg: float
               ) -> SolveResult:
         """Minimise the pair cost + ``reg * |q - q_ref|²`` from ``q0``; always within bounds."""
-        lower, upper = self.hand.lower, self.hand.upper
+        problem = self.problem(terms)
         q = self.hand.clip(np.asarray(q0, dtype=float))
-        cost, grad, hess = self._evaluate(q, terms, q_ref, reg)
+        cost, grad, hess = self._evaluate(q, problem, q_ref, reg)
         mu = self._mu0
         iterations = 0
         for iterations in range(1, self.max_iterations + 1):
-            free = ~(((q <= lower) & (grad > 0.0)) | ((q >= upper) & (grad < 0.0)))
-            if not free.any():
-                break
-            h = hess.copy() if free.all() else hess[np.ix_(free, free)]
-            # Marquardt scaling plus a small absolute floor (J^T J is ~1e-3 m²/rad² here).
-            h.flat[::h.shape[0] + 1] *= 1.0 + mu
-            h.flat[::h.shape[0] + 1] += 1e-3 * mu
-            step = np.zeros_like(q)
-            step[free] = -np.linalg.solve(h, grad[free])
-            q_new = np.minimum(np.maximum(q + step, lower), upper)
-            step = q_new - q
-            # Quadratic-model decrease: when it is negligible another FK+Jacobian is not worth it.
-            predicted = -(grad @ step + 0.5 * step @ hess @ step)
+            step = self._step(q, grad, hess, mu)
             if np.abs(step).max() < 1e-7:
                 break
+            # Quadratic-model decrease of the cost (grad and hess are half the cost's derivatives)
+            # when it is negligible another FK+Jacobian is not worth it.
+            predicted = -(2.0 * grad @ step + step @ hess @ step)
             if predicted <= 0.0:  # clipping spoilt the step: damp harder (towards the gradient)
                 mu *= 8.0
                 if mu > 1e6:
                     break
                 continue
-            if predicted < max(self.tolerance, 1e-3 * cost):
+            if predicted < max(self.tolerance, self.relative_tolerance * cost):
                 break
-            new_cost, new_grad, new_hess = self._evaluate(q_new, terms, q_ref, reg)
+            q_new = q + step
+            new_cost, new_grad, new_hess = self._evaluate(q_new, problem, q_ref, reg)
             if new_cost <= cost:
                 q, cost, grad, hess = q_new, new_cost, new_grad, new_hess
                 mu = max(mu / 3.0, 1e-9)
@@ -113,22 +164,39 @@ class BoundedLM:
 
 
 def pair_terms(pairs: Sequence[Tuple[int, int]], link_index: dict, human: np.ndarray,
-               scaling: float) -> PairTerms:
+               scaling: float, weights: Sequence[float] = ()) -> PairTerms:
     """Vector terms: robot link vector a->b ≈ ``scaling`` × human vector (keypoints a->b)."""
     a = np.array([link_index[p] for p, _ in pairs], dtype=int)
     b = np.array([link_index[q] for _, q in pairs], dtype=int)
     first = np.array([p for p, _ in pairs], dtype=int)
     second = np.array([q for _, q in pairs], dtype=int)
     targets = scaling * (human[second] - human[first])
-    return PairTerms(a=a, b=b, targets=targets, weights=np.ones(len(pairs)))
+    w = np.asarray(weights, dtype=float) if len(weights) else np.ones(len(pairs))
+    return PairTerms(a=a, b=b, targets=targets, weights=w)
+
+
+def _concat(*parts: PairTerms) -> PairTerms:
+    return PairTerms(a=np.concatenate([p.a for p in parts]),
+                     b=np.concatenate([p.b for p in parts]),
+                     targets=np.concatenate([p.targets for p in parts]),
+                     weights=np.concatenate([p.weights for p in parts]))
+
+
+def _switch(dist: np.ndarray, threshold: float) -> np.ndarray:
+    """1 far apart, 0 touching; linear between ``threshold`` and 1.5× it (no target jumps)."""
+    return np.clip((dist - threshold) / (0.5 * threshold), 0.0, 1.0)
 
 
 def dexpilot_terms(tips: List[int], link_index: dict, human: np.ndarray, scaling: float,
-                   threshold: float, pinch_distance: float, pinch_weight: float) -> PairTerms:
-    """Wrist->tip vectors plus thumb->finger vectors that shrink to ``pinch_distance`` on a pinch.
+                   threshold: float, pinch_distance: float, pinch_weight: float,
+                   separation_distance: float = 0.02, separation_weight: float = 10.0
+                   ) -> PairTerms:
+    """DexPilot terms (Handa et al. 2020), targets in metres, wrist-link frame.
 
-    The switch is blended linearly between ``threshold`` and 1.5× it (human distance, metres)
-    so the target does not jump when the human hovers at the threshold.
+    Wrist->tip vectors; thumb->finger vectors whose target shrinks to ``pinch_distance`` (weight
+    ``pinch_weight``) when the human pinches (distance below ``threshold``); finger->finger
+    vectors whose target becomes a ``separation_distance`` apart along the human direction (weight
+    ``separation_weight``) when both fingers pinch the thumb, so they do not collide.
     """
     base = pair_terms([(0, t) for t in tips], link_index, human, scaling)
     thumb = 4
@@ -138,10 +206,27 @@ def dexpilot_terms(tips: List[int], link_index: dict, human: np.ndarray, scaling
     pinch = pair_terms([(thumb, t) for t in fingers], link_index, human, scaling)
     human_vec = human[fingers] - human[thumb]
     dist = np.linalg.norm(human_vec, axis=1)
-    blend = np.clip((dist - threshold) / (0.5 * threshold), 0.0, 1.0)[:, None]
+    blend = _switch(dist, threshold)
     unit = human_vec / np.maximum(dist, 1e-9)[:, None]
-    pinch.targets = blend * pinch.targets + (1.0 - blend) * pinch_distance * unit
-    pinch.weights = blend[:, 0] + (1.0 - blend[:, 0]) * pinch_weight
-    return PairTerms(a=np.concatenate([base.a, pinch.a]), b=np.concatenate([base.b, pinch.b]),
-                     targets=np.concatenate([base.targets, pinch.targets]),
-                     weights=np.concatenate([base.weights, pinch.weights]))
+    pinch.targets = blend[:, None] * pinch.targets + (1.0 - blend[:, None]) * pinch_distance * unit
+    pinch.weights = blend + (1.0 - blend) * pinch_weight
+    if len(fingers) < 2:
+        return _concat(base, pinch)
+    return _concat(base, pinch, _separation_terms(fingers, blend, link_index, human, scaling,
+                                                  separation_distance, separation_weight))
+
+
+def _separation_terms(fingers: List[int], pinch_blend: np.ndarray, link_index: dict,
+                      human: np.ndarray, scaling: float, distance: float, weight: float
+                      ) -> PairTerms:
+    """Finger->finger vectors: scaled human vector, or ``distance`` apart when both pinch."""
+    first, second = np.triu_indices(len(fingers), 1)
+    pairs = [(fingers[i], fingers[j]) for i, j in zip(first, second)]
+    terms = pair_terms(pairs, link_index, human, scaling)
+    # 0 when both fingers pinch the thumb, 1 when at least one is clear of it.
+    both = np.maximum(pinch_blend[first], pinch_blend[second])
+    vec = terms.targets
+    unit = vec / np.maximum(np.linalg.norm(vec, axis=1), 1e-9)[:, None]
+    terms.targets = both[:, None] * vec + (1.0 - both[:, None]) * distance * unit
+    terms.weights = both + (1.0 - both) * weight
+    return terms

@@ -1,0 +1,179 @@
+"""Palm detection over the whole image plus a second, tiled pass for small hands.
+
+MediaPipe's palm detector sees the whole frame letterboxed to 192x192: in a 1920x1080 image a
+hand 150 px long shrinks to 15 px and is missed. When the first pass finds fewer hands than
+wanted, :func:`detect_palms` runs the detector again over overlapping square tiles (several grid
+sizes, one batched session call) and optionally over an upscaled centre crop, maps every tile
+detection back to full-image pixels and merges them with the first pass by weighted NMS.
+
+Tile candidates are less trustworthy than first-pass ones (a tile's context is small), so each
+comes out tagged ``from_tiles=True``: the pipeline confirms it with the landmark model's presence
+score (``TiledDetectionOptions.confirm_presence``) before it may start a track.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable, List, Sequence, Tuple
+
+import numpy as np
+
+from hand_perception.core.models.palm_detector import PalmDetection, PalmDetector, iou
+from hand_perception.core.models.runtime import require_int
+from hand_perception.core.options import require_range
+
+_LOG = logging.getLogger(__name__)
+#: A tile detection whose box comes closer than this (px, tile scale) to an inner tile edge is
+#: cut by that edge; the overlap guarantees a neighbouring tile sees the whole palm instead.
+_EDGE_MARGIN_PX = 2.0
+
+
+@dataclass
+class TiledDetectionOptions:
+    """Second detector pass over tiles; YAML section ``tiled_detection`` of hand_pipeline.yaml.
+
+    ``grids``: tiles along the image's short side for each tiling (3 on 1920x1080 -> 3 x 6 tiles
+    of 432 px; all tilings go through the detector in one batched pass, so each costs tiles x
+    one detector run); ``overlap``: fraction of a tile shared with its neighbour (a palm smaller
+    than the overlap is always whole in some tile); ``min_tile_px``: tilings with smaller tiles
+    are skipped (below the detector's 192 px input, upscaling adds no detail); ``centre_zoom``: > 1 also runs the detector on the centre 1/zoom of the image (0: off);
+    ``confirm_presence``: landmark presence a tile candidate needs; ``interval_frames``: the tiled
+    pass runs at most once every this many frames (1: on every detector run)."""
+
+    enabled: bool = True
+    grids: Tuple[int, ...] = (3,)
+    overlap: float = 0.25
+    min_tile_px: int = 192
+    centre_zoom: float = 0.0
+    confirm_presence: float = 0.8
+    interval_frames: int = 15
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise TypeError(f"enabled must be a bool, got {self.enabled!r}")
+        self.grids = tuple(self.grids)
+        for grid in self.grids:
+            require_int("grids[]", grid, 1)
+        require_range("overlap", self.overlap, 0.0, 0.75)
+        require_int("min_tile_px", self.min_tile_px, 1)
+        if self.centre_zoom != 0:
+            require_range("centre_zoom", self.centre_zoom, 1.0, 8.0)
+        require_range("confirm_presence", self.confirm_presence, 0.0, 1.0)
+        require_int("interval_frames", self.interval_frames, 1)
+
+
+@dataclass
+class PalmCandidate:
+    """A palm detection in full-image px, and whether it came from the tiled pass only."""
+
+    detection: PalmDetection
+    from_tiles: bool
+
+
+def tile_windows(width: int, height: int, grid: int, overlap: float
+                 ) -> List[Tuple[int, int, int, int]]:
+    """Square tiles (x0, y0, x1, y1) px covering a ``width`` x ``height`` image with ``grid``
+    tiles along its short side and neighbours sharing ``overlap`` of a tile."""
+    short, long_ = min(width, height), max(width, height)
+    side = short / (grid - (grid - 1) * overlap) if grid > 1 else short
+    side = int(math.ceil(min(side, short)))
+    count_long = 1 if long_ <= side else int(math.ceil((long_ - side) / (side * (1 - overlap)))) + 1
+    along_short = np.linspace(0, short - side, grid).round().astype(int)
+    along_long = np.linspace(0, long_ - side, count_long).round().astype(int)
+    windows = []
+    for a in along_short:
+        for b in along_long:
+            x0, y0 = (int(b), int(a)) if width >= height else (int(a), int(b))
+            windows.append((x0, y0, x0 + side, y0 + side))
+    return windows
+
+
+def centre_window(width: int, height: int, zoom: float) -> Tuple[int, int, int, int]:
+    """The centre crop (x0, y0, x1, y1) px covering 1/``zoom`` of each image side."""
+    w, h = int(round(width / zoom)), int(round(height / zoom))
+    x0, y0 = (width - w) // 2, (height - h) // 2
+    return x0, y0, x0 + w, y0 + h
+
+
+def _touches_inner_edge(box: np.ndarray, window: Tuple[int, int, int, int],
+                        size: Tuple[int, int]) -> bool:
+    """Whether ``box`` (tile px) reaches a tile edge that is not an image edge."""
+    x0, y0, x1, y1 = window
+    width, height = size
+    tile_w, tile_h = x1 - x0, y1 - y0
+    m = _EDGE_MARGIN_PX * tile_w / 192.0
+    return bool((x0 > 0 and box[0] < m) or (y0 > 0 and box[1] < m)
+                or (x1 < width and box[2] > tile_w - m) or (y1 < height and box[3] > tile_h - m))
+
+
+def detect_in_windows(detector: PalmDetector, rgb: np.ndarray,
+                      windows: Sequence[Tuple[int, int, int, int]]) -> List[PalmDetection]:
+    """Palm detections in each window of ``rgb``, in full-image px, batched by the detector's
+    ``max_batch``; detections cut by an inner window edge are dropped."""
+    size = (rgb.shape[1], rgb.shape[0])
+    crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]
+    results = []
+    step = detector.options.max_batch
+    for start in range(0, len(crops), step):
+        results += detector.process_batch(crops[start:start + step])
+    found = []
+    for window, result in zip(windows, results):
+        offset = np.array(window[:2], np.float32)
+        for det in result.detections:
+            if _touches_inner_edge(det.box, window, size):
+                continue
+            found.append(PalmDetection(det.score, det.box + np.tile(offset, 2),
+                                       det.keypoints + offset))
+    return found
+
+
+def merge_detections(first: Sequence[PalmDetection], extra: Sequence[PalmDetection],
+                     iou_threshold: float) -> List[PalmCandidate]:
+    """First-pass detections, then each extra one overlapping none of the kept boxes by more than
+    ``iou_threshold`` (greedy NMS, best score first), tagged ``from_tiles``."""
+    kept = [PalmCandidate(det, False) for det in first]
+    for det in sorted(extra, key=lambda d: -d.score):
+        boxes = np.array([c.detection.box for c in kept], np.float64).reshape(-1, 4)
+        if boxes.size and np.max(iou(det.box.astype(np.float64), boxes)) > iou_threshold:
+            continue
+        kept.append(PalmCandidate(det, True))
+    return kept
+
+
+def tiled_windows(width: int, height: int, options: TiledDetectionOptions
+                  ) -> List[Tuple[int, int, int, int]]:
+    """All windows of the second pass for an image of ``width`` x ``height`` px (may be empty)."""
+    windows = []
+    for grid in options.grids:
+        tiles = tile_windows(width, height, grid, options.overlap) if grid > 1 else []
+        if tiles and tiles[0][2] - tiles[0][0] >= options.min_tile_px:
+            windows += tiles
+    if options.centre_zoom > 1:
+        windows.append(centre_window(width, height, options.centre_zoom))
+    return windows
+
+
+@dataclass
+class PalmSearchResult:
+    """New palms (not ``covered``), first-pass ones first; ``tiled``: the tiled pass ran."""
+
+    candidates: List[PalmCandidate] = field(default_factory=list)
+    tiled: bool = False
+
+
+def detect_palms(detector: PalmDetector, rgb: np.ndarray, wanted: int,
+                 options: TiledDetectionOptions, allow_tiles: bool = True,
+                 covered: Callable[[PalmDetection], bool] = lambda _: False) -> PalmSearchResult:
+    """Palms in ``rgb`` (H, W, 3) uint8, full-image px, leaving out those ``covered`` (hands
+    already tracked): the single letterboxed pass and, when it finds fewer than ``wanted`` new
+    palms and ``allow_tiles``, the tiled pass."""
+    first = [det for det in detector.process(rgb).detections if not covered(det)]
+    windows = tiled_windows(rgb.shape[1], rgb.shape[0], options)
+    if not (options.enabled and allow_tiles and windows) or len(first) >= wanted:
+        return PalmSearchResult([PalmCandidate(det, False) for det in first], False)
+    extra = [det for det in detect_in_windows(detector, rgb, windows) if not covered(det)]
+    merged = merge_detections(first, extra, detector.options.nms_iou)
+    _LOG.debug("tiled pass: %d windows, %d raw detections, %d new candidates", len(windows),
+               len(extra), sum(c.from_tiles for c in merged))
+    return PalmSearchResult(merged, True)

@@ -1,0 +1,398 @@
+"""The hand-tracking pipeline: RGB (+ optional depth) frames -> tracked 21-keypoint hands.
+
+Per frame (MediaPipe Hands' tracking scheme, with a real tracker behind it):
+
+1. ROIs: every live track's rotated ROI from its previous raw landmarks (``roi_from_landmarks``).
+   The palm detector runs only when needed: the tracker asked for it (fewer healthy tracks than
+   ``max_hands``), every ``redetect_interval_frames`` frames (to catch new hands), after a reset,
+   or on every frame in ``static_image_mode``. When the single letterboxed pass finds fewer hands
+   than wanted, a tiled pass looks for small hands (core/detection.py); its candidates must be
+   confirmed by the landmark presence (``tiled_detection.confirm_presence``).
+2. Landmarks of all ROIs in ONE batched ``HandLandmarker`` call.
+3. Metric 3D (``HandLifter``): from the aligned depth image when given, else monocular with the
+   intrinsics; without intrinsics ``keypoints_3d`` is NaN and ``depth_source`` is ``"none"``.
+4. ``HandTracker``: stable IDs by assignment, handedness with hysteresis (the model's score is
+   read per ``image_is_mirrored``), per-joint confidence and visibility, One-Euro smoothing.
+   Latency of the smoothing (core/filters.py ``one_euro_lag_s``): ``1/(2 pi (min_cutoff + beta
+   |v|))``: with config/tracking.yaml's values 159 ms for a hand at rest, 14 ms for 2D keypoints
+   moving at 500 px/s and 45 ms for 3D keypoints at 0.5 m/s.
+5. ``wrist_pose`` (Hand.msg): origin keypoint 0 (camera frame, NaN without metric 3D); x from
+   the wrist towards keypoint 9 within the palm plane; z the palm normal pointing out of the
+   palm (least-squares plane over keypoints 0, 5, 9, 13, 17, signed by handedness:
+   ``(index_mcp - wrist) x (pinky_mcp - wrist)`` for a right hand, its negative for a left
+   hand); y = z x x (the pinky side of a right hand). The rotation comes from the smoothed
+   world keypoints, whose axes are the camera's, so it is known even without intrinsics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import yaml
+
+from hand_perception.core.camera import CameraIntrinsics
+from hand_perception.core.detection import TiledDetectionOptions, detect_palms
+from hand_perception.core.keypoints import NUM_KEYPOINTS
+from hand_perception.core.lifting import HandLifter, LiftingOptions, LiftingResult
+from hand_perception.core.models.hand_landmarker import HandLandmarker, HandLandmarkerOptions
+from hand_perception.core.models.palm_detector import (PalmDetector, PalmDetectorOptions,
+                                                       check_image, iou)
+from hand_perception.core.models.roi import HandRoi, roi_from_landmarks, roi_from_palm
+from hand_perception.core.models.runtime import require_int
+from hand_perception.core.options import options_from_mapping
+from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator, WristFrameOptions
+from hand_perception.core.tracking import HandDetection, HandTracker, HandTrackerOptions
+
+_LOG = logging.getLogger(__name__)
+TIMING_KEYS = ("detect", "landmark", "track", "lift", "total")
+#: A palm ROI overlapping a healthy track's ROI by more than this (IoU of their bounding boxes)
+#: is the same hand: it is not sent to the landmark model again.
+_SAME_HAND_IOU = 0.5
+_COMPONENTS = {"palm_detector": PalmDetectorOptions, "hand_landmarker": HandLandmarkerOptions,
+               "hand_tracker": HandTrackerOptions, "hand_lifter": LiftingOptions,
+               "tiled_detection": TiledDetectionOptions, "wrist_frame": WristFrameOptions}
+
+
+@dataclass
+class HandPipelineOptions:
+    """Options of :class:`HandPipeline` (config/hand_pipeline.yaml, :func:`load_pipeline_options`).
+
+    ``max_hands`` and ``image_is_mirrored`` are the pipeline's and override the tracker's;
+    ``redetect_interval_frames`` > 0 runs the palm detector at least that often (0: only when
+    the tracker asks); ``static_image_mode`` runs the detector on every frame and never tracks
+    ROIs (IDs and smoothing still carry over; call ``reset`` between unrelated images)."""
+
+    max_hands: int = 2
+    image_is_mirrored: bool = False
+    static_image_mode: bool = False
+    redetect_interval_frames: int = 10
+    palm_detector: PalmDetectorOptions = field(default_factory=PalmDetectorOptions)
+    hand_landmarker: HandLandmarkerOptions = field(default_factory=HandLandmarkerOptions)
+    hand_tracker: HandTrackerOptions = field(default_factory=HandTrackerOptions)
+    hand_lifter: LiftingOptions = field(default_factory=LiftingOptions)
+    tiled_detection: TiledDetectionOptions = field(default_factory=TiledDetectionOptions)
+    wrist_frame: WristFrameOptions = field(default_factory=WristFrameOptions)
+
+    def __post_init__(self) -> None:
+        require_int("max_hands", self.max_hands, 1)
+        require_int("redetect_interval_frames", self.redetect_interval_frames, 0)
+        for name in ("image_is_mirrored", "static_image_mode"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        for name, cls in _COMPONENTS.items():
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                setattr(self, name, options_from_mapping(cls, value))
+            elif not isinstance(value, cls):
+                raise TypeError(f"{name} must be {cls.__name__} or a mapping, got {value!r}")
+        self.hand_tracker = dataclasses.replace(
+            self.hand_tracker, max_hands=self.max_hands, image_is_mirrored=self.image_is_mirrored)
+
+
+@dataclass
+class PipelineHand:
+    """One tracked hand in one frame; see the pipeline contract and msg/Hand.msg.
+
+    ``keypoints_2d`` (21, 2) float32 px; ``keypoints_3d`` (21, 3) float32 m, camera optical frame,
+    NaN when unknown; ``world_keypoints`` (21, 3) float32 m, hand-centred, camera axes;
+    ``joint_confidence`` (21,) float32 [0, 1]; ``joint_visible`` (21,) bool; ``wrist_pose``
+    (4, 4) float64 camera-frame pose of the wrist, translation NaN when unknown."""
+
+    track_id: int
+    handedness: str
+    handedness_score: float
+    score: float
+    keypoints_2d: np.ndarray
+    keypoints_3d: np.ndarray
+    depth_source: str
+    world_keypoints: np.ndarray
+    joint_confidence: np.ndarray
+    joint_visible: np.ndarray
+    wrist_pose: np.ndarray
+
+
+@dataclass
+class HandPipelineResult:
+    """All hands of one frame (sorted by track ID), the frame's stamp (s), whether the palm
+    detector ran, and per-stage wall times (ms, keys ``TIMING_KEYS``)."""
+
+    hands: List[PipelineHand] = field(default_factory=list)
+    stamp_s: float = float("nan")
+    detector_ran: bool = False
+    timings_ms: Dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
+
+
+@dataclass
+class _Roi:
+    """A ROI for the landmark model: where it came from and what presence it must reach."""
+
+    roi: HandRoi
+    source: str  # "track" | "palm" | "tiles"
+    min_presence: float
+
+
+@dataclass
+class _Measured:
+    """One landmark-model output kept for the tracker, with its lifting and ROI source."""
+
+    detection: HandDetection
+    keypoints_raw: np.ndarray  # (21, 3) px, for the next frame's tracking ROI
+    lift: LiftingResult
+
+
+def _box_of(roi: HandRoi) -> np.ndarray:
+    corners = roi.corners()
+    return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
+
+
+def wrist_rotation(world_keypoints: np.ndarray, handedness: str,
+                   estimator: WristFrameEstimator) -> np.ndarray:
+    """(3, 3) float64 wrist rotation (columns x, y, z; see the module docstring) from (21, 3)
+    keypoints in camera-parallel axes; NaN when the palm is degenerate and nothing came before."""
+    points = np.asarray(world_keypoints, np.float64)
+    frame = estimator.process_valid(points, handedness) if np.isfinite(points).all() else None
+    if frame is None or not frame.valid:
+        return np.full((3, 3), np.nan)
+    z_axis = frame.rotation[:, 2]
+    towards_middle = points[9] - points[0]
+    x_axis = towards_middle - (towards_middle @ z_axis) * z_axis
+    norm = np.linalg.norm(x_axis)
+    # Wrist-to-middle along the normal (not a real hand): fall back to the MCP-mean direction.
+    x_axis = x_axis / norm if norm > 1e-9 else frame.rotation[:, 0]
+    return np.column_stack([x_axis, np.cross(z_axis, x_axis), z_axis])
+
+
+class HandPipeline:
+    """Tracks hands over a stream of frames; not thread-safe (one instance per stream)."""
+
+    def __init__(self, options: Optional[HandPipelineOptions] = None) -> None:
+        self.options = options if options is not None else HandPipelineOptions()
+        if not isinstance(self.options, HandPipelineOptions):
+            raise TypeError(f"options must be HandPipelineOptions, got {self.options!r}")
+        self.detector = PalmDetector(self.options.palm_detector)
+        self.landmarker = HandLandmarker(self.options.hand_landmarker)
+        self.tracker = HandTracker(self.options.hand_tracker)
+        self.lifter = HandLifter(self.options.hand_lifter)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks and the last stamp (e.g. between unrelated images)."""
+        self.tracker.reset()
+        self._stamp: Optional[float] = None
+        self._frame = 0
+        self._last_detect_frame: Optional[int] = None
+        self._last_tiled_frame: Optional[int] = None
+        self._detector_needed = True
+        self._track_rois: Dict[int, Tuple[HandRoi, float]] = {}
+        self._wrist_frames: Dict[int, WristFrameEstimator] = {}
+
+    def process(self, rgb: np.ndarray, stamp_s: float,
+                intrinsics: Optional[CameraIntrinsics] = None,
+                depth_m: Optional[np.ndarray] = None) -> HandPipelineResult:
+        """Track hands in ``rgb`` (H, W, 3) uint8 taken at ``stamp_s`` (s, increasing).
+
+        ``intrinsics`` of this image enable metric ``keypoints_3d``; ``depth_m`` (H, W) float32 m
+        (NaN/0 holes; uint16 in ``hand_lifter.depth_unit_m``) aligned to ``rgb`` makes them
+        measured. Raises ``ValueError`` naming the bad value, with the state unchanged."""
+        start = time.perf_counter()
+        stamp_s = self._check_inputs(rgb, stamp_s, intrinsics, depth_m)
+        timings = dict.fromkeys(TIMING_KEYS, 0.0)
+        rois = self._tracking_rois()
+        detector_ran = self._should_detect()
+        if detector_ran:
+            tick = time.perf_counter()
+            rois += self._detector_rois(rgb)
+            timings["detect"] = (time.perf_counter() - tick) * 1e3
+        tick = time.perf_counter()
+        landmarks = self.landmarker.process(rgb, [r.roi for r in rois])
+        timings["landmark"] = (time.perf_counter() - tick) * 1e3
+        tick = time.perf_counter()
+        K = None if intrinsics is None else intrinsics.matrix
+        measured = [self._measure(landmarks, k, K, depth_m)
+                    for k, r in enumerate(rois) if landmarks.presence[k] >= r.min_presence]
+        timings["lift"] = (time.perf_counter() - tick) * 1e3
+        tick = time.perf_counter()
+        tracked = self.tracker.process([m.detection for m in measured], stamp_s,
+                                       (rgb.shape[1], rgb.shape[0]))
+        hands = [self._hand(t, self._matching(t, measured), intrinsics is not None)
+                 for t in tracked.hands]
+        timings["track"] = (time.perf_counter() - tick) * 1e3
+        self._advance(stamp_s, detector_ran, tracked, measured)
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        return HandPipelineResult(hands, stamp_s, detector_ran, timings)
+
+    def _check_inputs(self, rgb: np.ndarray, stamp_s: float,
+                      intrinsics: Optional[CameraIntrinsics],
+                      depth_m: Optional[np.ndarray]) -> float:
+        check_image(rgb, "rgb")
+        if isinstance(stamp_s, bool) or not isinstance(stamp_s, (int, float, np.floating)):
+            raise ValueError(f"stamp_s must be a number of seconds, got {stamp_s!r}")
+        stamp_s = float(stamp_s)
+        if not math.isfinite(stamp_s):
+            raise ValueError(f"stamp_s={stamp_s!r} is not finite")
+        if self._stamp is not None and not stamp_s > self._stamp:
+            raise ValueError(f"stamp_s={stamp_s!r} is not after the last frame's {self._stamp!r}")
+        height, width = rgb.shape[:2]
+        if intrinsics is not None:
+            if not isinstance(intrinsics, CameraIntrinsics):
+                raise ValueError(f"intrinsics must be CameraIntrinsics, got {intrinsics!r}")
+            if (intrinsics.width, intrinsics.height) != (width, height):
+                raise ValueError(f"intrinsics are for {intrinsics.width}x{intrinsics.height}, "
+                                 f"the image is {width}x{height}")
+        if depth_m is not None:
+            self._check_depth(depth_m, (height, width), intrinsics)
+        return stamp_s
+
+    @staticmethod
+    def _check_depth(depth_m: np.ndarray, shape: Tuple[int, int],
+                     intrinsics: Optional[CameraIntrinsics]) -> None:
+        if not isinstance(depth_m, np.ndarray) or depth_m.shape != shape:
+            raise ValueError(f"depth_m shape {getattr(depth_m, 'shape', depth_m)!r} differs from "
+                             f"the image's {shape}")
+        if depth_m.dtype.kind != "f" and depth_m.dtype != np.uint16:
+            raise ValueError(f"depth_m dtype must be float (m) or uint16, got {depth_m.dtype}")
+        if intrinsics is None:
+            raise ValueError("depth_m given without intrinsics: depth needs the camera's K")
+
+    def _tracking_rois(self) -> List[_Roi]:
+        if self.options.static_image_mode:
+            return []
+        floor = self.options.hand_tracker.min_presence
+        return [_Roi(roi, "track", floor) for roi, _ in self._track_rois.values()]
+
+    def _should_detect(self) -> bool:
+        interval = self.options.redetect_interval_frames
+        return (self.options.static_image_mode or self._detector_needed
+                or self._last_detect_frame is None
+                or (interval > 0 and self._frame - self._last_detect_frame >= interval))
+
+    def _detector_rois(self, rgb: np.ndarray) -> List[_Roi]:
+        """ROIs of palms that no healthy track covers yet (tiled pass when hands are missing)."""
+        opts = self.options
+        healthy = [roi for roi, presence in self._track_rois.values()
+                   if presence >= opts.hand_tracker.redetect_presence]
+        if opts.static_image_mode:
+            healthy = []
+        boxes = np.array([_box_of(r) for r in healthy]).reshape(-1, 4)
+
+        def covered(det) -> bool:
+            box = _box_of(roi_from_palm(det.box, det.keypoints))
+            return bool(boxes.size) and float(np.max(iou(box, boxes))) > _SAME_HAND_IOU
+
+        tiled = opts.tiled_detection
+        allow_tiles = (self._last_tiled_frame is None
+                       or self._frame - self._last_tiled_frame >= tiled.interval_frames)
+        wanted = max(opts.max_hands - len(healthy), 0)
+        search = detect_palms(self.detector, rgb, wanted, tiled, allow_tiles, covered)
+        if search.tiled:
+            self._last_tiled_frame = self._frame
+        # At most `wanted` first-pass palms (best first); tile candidates may be false ones the
+        # landmark presence rejects, so a few more of them are worth a landmark crop each.
+        palms = [c for c in search.candidates if not c.from_tiles][:wanted]
+        palms += [c for c in search.candidates if c.from_tiles][:2 * wanted]
+        return [_Roi(roi_from_palm(c.detection.box, c.detection.keypoints),
+                     "tiles" if c.from_tiles else "palm",
+                     tiled.confirm_presence if c.from_tiles else opts.hand_tracker.min_presence)
+                for c in palms]
+
+    def _measure(self, landmarks, k: int, K: Optional[np.ndarray],
+                 depth_m: Optional[np.ndarray]) -> _Measured:
+        keypoints = landmarks.keypoints[k]
+        world = landmarks.world_keypoints[k]
+        lift = (LiftingResult() if K is None
+                else self.lifter.process(keypoints[:, :2], world, K, depth_m))
+        lifted = lift.mode != "none"
+        detection = HandDetection(
+            keypoints_2d=keypoints[:, :2], presence=float(landmarks.presence[k]),
+            # The tracker wants MediaPipe's "Right" probability (selfie convention); the model's
+            # raw score is its "Left" probability (hand_landmarker.py's docstring).
+            handedness_right=1.0 - float(landmarks.handedness[k]),
+            keypoints_z=keypoints[:, 2], world_keypoints=world,
+            keypoints_camera=lift.points_camera if lifted else None,
+            camera_valid=lift.valid if lifted else None,
+            depth_residual_m=lift.depth_residual_m if lift.mode == "depth" else None)
+        return _Measured(detection, keypoints, lift)
+
+    @staticmethod
+    def _matching(tracked, measured: List[_Measured]) -> _Measured:
+        """The measurement a tracked hand was updated with (the tracker's bbox is of its raw
+        keypoints, so it identifies the detection exactly)."""
+        errors = [np.abs(np.concatenate([np.nanmin(m.detection.keypoints_2d, 0),
+                                         np.nanmax(m.detection.keypoints_2d, 0)])
+                         - tracked.bbox_xyxy).max() for m in measured]
+        return measured[int(np.argmin(errors))]
+
+    def _hand(self, tracked, measured: _Measured, has_intrinsics: bool) -> PipelineHand:
+        estimator = self._wrist_frames.setdefault(
+            tracked.track_id, WristFrameEstimator(self.options.wrist_frame))
+        pose = np.eye(4)
+        pose[:3, :3] = wrist_rotation(tracked.world_keypoints, tracked.handedness, estimator)
+        nan3 = np.full((NUM_KEYPOINTS, 3), np.nan, np.float32)
+        keypoints_3d = tracked.keypoints_camera if has_intrinsics else nan3
+        pose[:3, 3] = keypoints_3d[0] if has_intrinsics else np.nan
+        source = measured.lift.mode if has_intrinsics else "none"
+        return PipelineHand(
+            track_id=tracked.track_id, handedness=tracked.handedness,
+            handedness_score=float(tracked.handedness_confidence), score=float(tracked.presence),
+            keypoints_2d=tracked.keypoints_2d.astype(np.float32),
+            keypoints_3d=np.asarray(keypoints_3d, np.float32), depth_source=source,
+            world_keypoints=np.asarray(tracked.world_keypoints, np.float32),
+            joint_confidence=tracked.joint_confidence.astype(np.float32),
+            joint_visible=tracked.joint_visible.astype(bool), wrist_pose=pose)
+
+    def _advance(self, stamp_s: float, detector_ran: bool, tracked,
+                 measured: List[_Measured]) -> None:
+        """Commit this frame: stamp, detector bookkeeping, next frame's ROIs, dropped tracks."""
+        self._stamp = stamp_s
+        if detector_ran:
+            self._last_detect_frame = self._frame
+        self._frame += 1
+        self._detector_needed = tracked.detector_needed
+        self._track_rois = {}
+        for hand in tracked.hands:
+            match = self._matching(hand, measured)
+            self._track_rois[hand.track_id] = (roi_from_landmarks(match.keypoints_raw),
+                                               match.detection.presence)
+        for track_id in tracked.lost_ids:
+            self._wrist_frames.pop(track_id, None)
+
+
+# -- configuration ------------------------------------------------------------------------------------
+
+def _load_section(reference: str, base_dir: Path) -> Dict[str, Any]:
+    """Mapping from a ``"file.yaml#section"`` reference (file relative to ``base_dir``, else to
+    the package's config/)."""
+    from hand_perception.paths import config_path
+
+    name, _, section = reference.partition("#")
+    path = base_dir / name if (base_dir / name).is_file() else config_path(name)
+    with path.open("r", encoding="utf-8") as stream:
+        data = yaml.safe_load(stream) or {}
+    if section not in data:
+        raise ValueError(f"{path}: no section {section!r} (referenced as {reference!r})")
+    return dict(data[section] or {})
+
+
+def load_pipeline_options(path: Union[str, Path, None] = None) -> HandPipelineOptions:
+    """Options from config/hand_pipeline.yaml (or ``path``): its ``hand_pipeline`` section, with
+    each component's options read from the file and section named under ``sections`` and then
+    updated by a mapping of the same name inside ``hand_pipeline`` (overrides)."""
+    from hand_perception.paths import config_path
+
+    path = Path(path) if path is not None else config_path("hand_pipeline.yaml")
+    with path.open("r", encoding="utf-8") as stream:
+        data = yaml.safe_load(stream) or {}
+    values = dict(data.get("hand_pipeline") or {})
+    for component, reference in (data.get("sections") or {}).items():
+        if component not in _COMPONENTS:
+            raise ValueError(f"{path}: sections.{component} is not one of {sorted(_COMPONENTS)}")
+        merged = _load_section(str(reference), path.parent)
+        merged.update(values.get(component) or {})
+        values[component] = merged
+    return options_from_mapping(HandPipelineOptions, values)

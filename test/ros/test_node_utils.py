@@ -1,0 +1,40 @@
+"""Node helpers: declared parameter ranges are enforced; dropped-frame errors are throttled per
+kind of problem, over the real /rosout topic."""
+import pytest
+import rclpy
+from rcl_interfaces.msg import Log
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile
+
+from hand_perception.ros.node_utils import declare, log_dropped
+from helpers import spin_until
+
+
+def test_declare_sets_description_and_enforces_range(rclpy_context):
+    node = rclpy.create_node("declare_probe", context=rclpy_context)
+    assert declare(node, "rate_hz", 30.0, "Publishing rate (Hz)", 1.0, 60.0) == 30.0
+    descriptor = node.describe_parameter("rate_hz")
+    assert descriptor.description == "Publishing rate (Hz)"
+    assert descriptor.floating_point_range[0].to_value == 60.0
+    result = node.set_parameters([rclpy.parameter.Parameter("rate_hz", value=120.0)])[0]
+    assert not result.successful and node.get_parameter("rate_hz").value == 30.0
+    node.destroy_node()
+
+
+def test_log_dropped_throttles_each_kind_separately(rclpy_context):
+    node = rclpy.create_node("dropper", context=rclpy_context)
+    probe = rclpy.create_node("rosout_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(probe)
+    errors = []
+    qos = QoSProfile(depth=100, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+    probe.create_subscription(Log, "/rosout", lambda m: m.name == "dropper" and errors.append(m.msg), qos)
+    assert spin_until(executor, lambda: probe.count_publishers("/rosout") >= 1)
+    for _ in range(3):
+        log_dropped(node, "unsupported encoding: 'yuv422'", period_s=60.0)
+    log_dropped(node, "image size: 0x0", period_s=60.0)
+    assert spin_until(executor, lambda: len(errors) >= 2, 10.0)
+    spin_until(executor, lambda: len(errors) > 2, 0.5)  # anything further would be a failure
+    assert errors == ["dropped frame: unsupported encoding: 'yuv422'", "dropped frame: image size: 0x0"]
+    node.destroy_node()
+    probe.destroy_node()

@@ -31,14 +31,24 @@ def test_launch_file_data_is_consistent(path):
     assert {n.executable for n in graph.nodes} <= set(available_executables())
     assert all(isinstance(v, tuple) and len(v) == 2 for v in module.ARGUMENTS.values())
     assert check_launch_data(graph, module.ARGUMENTS, module.PARAMETER_ARGUMENTS,
-                             module.REMAP_ARGUMENTS) == []
+                             module.REMAP_ARGUMENTS, getattr(module, "CONDITIONS", {})) == []
 
 
 def test_check_launch_data_catches_mistakes():
     graph = load_graph("hand_perception")
     problems = check_launch_data(graph, {"a": ("", "")}, {"nobody": {"x": "a"}},
-                                 {"camera": {"image": "undeclared"}})
-    assert len(problems) == 2 and "nobody" in problems[0] and "undeclared" in problems[1]
+                                 {"camera": {"image": "undeclared"}}, {"camera": "missing"})
+    assert len(problems) == 3 and "missing" in problems[0] and "nobody" in problems[1]
+    assert "undeclared" in problems[2]
+
+
+def test_launch_argument_text_is_typed_like_the_config_value():
+    from hand_perception.ros.launch_graph import _typed
+
+    assert _typed("allegro_right", ["leap_left"]) == ["allegro_right"]
+    assert _typed("[leap_left, leap_right]", ["x"]) == ["leap_left", "leap_right"]
+    assert _typed("true", False) is True and _typed("3", 2) == 3
+    assert _typed("007", "") == "007"  # a string parameter stays the text given
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)

@@ -64,11 +64,12 @@ step_venv() {
 }
 
 step_requirements() {
-  stamp_ok requirements "$ROOT/requirements.txt" && return 0
-  log "installing Python packages (requirements.txt)"
+  stamp_ok requirements "$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt" && return 0
+  log "installing Python packages (requirements.txt, requirements-nodeps.txt)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
-  stamp_write requirements "$ROOT/requirements.txt"
+  "$VENV/bin/python" -m pip install -q --no-deps -r "$ROOT/requirements-nodeps.txt"
+  stamp_write requirements "$ROOT/requirements.txt" "$ROOT/requirements-nodeps.txt"
 }
 
 step_fix_cmake_paths() {

@@ -5,7 +5,7 @@
 One bag (one recorded episode) becomes one episode, in the order given. Frames are resampled to
 ``--fps`` by nearest stamp; ``observation.state`` is the robot-hand joints, ``action`` the first
 step of the action chunk (else the joints one frame later); the camera is stored as AV1 video.
-Load it with ``LeRobotDataset(REPO_ID, root=OUT)`` (lerobot>=0.6).
+Load it with ``LeRobotDataset(REPO_ID, root=OUT)`` (format v3.0: lerobot 0.4.4 to 0.6.1).
 """
 from __future__ import annotations
 

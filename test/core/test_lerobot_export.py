@@ -4,6 +4,8 @@ LeRobot's own reader (``LeRobotDataset`` of lerobot 0.4.4, installed by scripts/
 back what was recorded."""
 import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -173,24 +175,26 @@ def expected_frames() -> list:
 _TORCHVISION_OPS = []  # a torch Library drops its op declarations when it is freed
 
 
-def _import_torchvision() -> None:
+def _declare_missing_torchvision_ops() -> None:
     """PyPI's torchvision wheels for Linux are CUDA builds: next to this venv's CPU torch their
     C++ ops do not load (torchvision carries on without them), but ``import torchvision`` still
-    registers fake kernels for its nms ops and fails as they do not exist. Declaring their
+    registers fake kernels for its nms ops, which fails unless those ops exist. Declaring their
     schemas lets the import through; lerobot's reader uses only torchvision's Python code (the
-    pyav VideoReader, transforms), never those ops."""
+    pyav VideoReader, transforms), never those ops. Done only where the ops cannot load."""
     import torch
 
+    package = Path(importlib.util.find_spec("torchvision").origin).parent
+    extensions = sorted(package.glob("_C*.so"))
     try:
-        import torchvision  # noqa: F401
-    except RuntimeError as error:
-        if "torchvision::" not in str(error):
-            raise
-        library = torch.library.Library("torchvision", "DEF")
-        for op in ("nms", "qnms"):
-            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _TORCHVISION_OPS.append(library)
-        import torchvision  # noqa: F401,F811
+        if extensions:
+            torch.ops.load_library(str(extensions[0]))  # what `import torchvision` does first
+            return
+    except OSError:
+        pass
+    library = torch.library.Library("torchvision", "DEF")
+    for op in ("nms", "qnms"):
+        library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _TORCHVISION_OPS.append(library)
 
 
 def import_lerobot_dataset():
@@ -200,7 +204,8 @@ def import_lerobot_dataset():
             pytest.skip(f"{name} is not installed, so LeRobot's own reader is not checked "
                         "(scripts/setup.sh installs lerobot==0.4.4 and torchvision==0.25.0 "
                         "with --no-deps)")
-    _import_torchvision()
+    if "torchvision" not in sys.modules:
+        _declare_missing_torchvision_ops()
     from lerobot.datasets import lerobot_dataset
 
     return lerobot_dataset

@@ -16,10 +16,11 @@ joints line up exactly; bag receive time where the header stamp is zero). ``t0``
 first stamp of the streams and the episode ends at the earliest last stamp, so no frame is
 extrapolated. A camera slower than ``fps`` repeats images; a faster one skips them.
 
-Checked against lerobot 0.6.1's reader code (datasets/dataset_metadata.py, dataset_reader.py,
-io_utils.py, utils.py). lerobot 0.6.1 itself needs Python >= 3.12, torch < 2.12 and numpy < 2.3,
-so it cannot live in this package's venv (Python 3.11, torch 2.13, numpy 2.4); its read-back
-test runs where it is installed and is skipped elsewhere. Writing needs only pyarrow, pandas, av.
+Format v3.0 is what lerobot 0.4.4 and 0.6.1 both read and write. Checked against lerobot
+0.6.1's reader code (datasets/dataset_metadata.py, dataset_reader.py, io_utils.py, utils.py),
+which needs Python >= 3.12 and so cannot live in this package's venv; the tests read exports
+back with the ``LeRobotDataset`` of lerobot 0.4.4, the newest release that runs on Python 3.11
+(installed by scripts/setup.sh). Writing needs only pyarrow, pandas, av.
 """
 from __future__ import annotations
 

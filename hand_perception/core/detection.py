@@ -38,8 +38,10 @@ class TiledDetectionOptions:
     one detector run); ``overlap``: fraction of a tile shared with its neighbour (a palm smaller
     than the overlap is always whole in some tile); ``min_tile_px``: tilings with smaller tiles
     are skipped (below the detector's 192 px input, upscaling adds no detail); ``centre_zoom``: > 1 also runs the detector on the centre 1/zoom of the image (0: off);
-    ``confirm_presence``: landmark presence a tile candidate needs; ``interval_frames``: the tiled
-    pass runs at most once every this many frames (1: on every detector run)."""
+    ``confirm_presence``: landmark presence a tile candidate needs; ``interval_frames``: in video
+    (tracking) mode the tiled pass runs at most once every this many frames, 0 = never (a sweep
+    costs one detector run per tile and would stall its frame); photos (static_image_mode)
+    always get it."""
 
     enabled: bool = True
     grids: Tuple[int, ...] = (3,)
@@ -47,7 +49,7 @@ class TiledDetectionOptions:
     min_tile_px: int = 192
     centre_zoom: float = 0.0
     confirm_presence: float = 0.8
-    interval_frames: int = 15
+    interval_frames: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
@@ -60,7 +62,7 @@ class TiledDetectionOptions:
         if self.centre_zoom != 0:
             require_range("centre_zoom", self.centre_zoom, 1.0, 8.0)
         require_range("confirm_presence", self.confirm_presence, 0.0, 1.0)
-        require_int("interval_frames", self.interval_frames, 1)
+        require_int("interval_frames", self.interval_frames, 0)
 
 
 @dataclass

@@ -286,8 +286,11 @@ class HandPipeline:
             return bool(boxes.size) and float(np.max(iou(box, boxes))) > _SAME_HAND_IOU
 
         tiled = opts.tiled_detection
-        allow_tiles = (self._last_tiled_frame is None
-                       or self._frame - self._last_tiled_frame >= tiled.interval_frames)
+        # A tiled sweep costs one detector run per tile: in video it would stall the frame it
+        # runs on, so there it is opt-in (interval_frames > 0); photos always get it.
+        allow_tiles = opts.static_image_mode or (tiled.interval_frames > 0 and (
+            self._last_tiled_frame is None
+            or self._frame - self._last_tiled_frame >= tiled.interval_frames))
         wanted = max(opts.max_hands - len(healthy), 0)
         search = detect_palms(self.detector, rgb, wanted, tiled, allow_tiles, covered)
         if search.tiled:
@@ -353,7 +356,10 @@ class HandPipeline:
         if detector_ran:
             self._last_detect_frame = self._frame
         self._frame += 1
-        self._detector_needed = tracked.detector_needed
+        # Run the detector on the next frame only to re-acquire (no track, or one missed or
+        # fading); a search for further hands waits for redetect_interval_frames instead of
+        # costing a detector run on every frame that shows fewer than max_hands hands.
+        self._detector_needed = bool(tracked.redetect_ids) or not tracked.hands
         self._track_rois = {}
         for hand in tracked.hands:
             match = self._matching(hand, measured)

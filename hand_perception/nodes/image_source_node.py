@@ -53,12 +53,14 @@ class ImageSourceNode(Node):
             Image, "image", qos)
         self._info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
         self.frames_published = 0
+        self.finished = False  # the input ended (never with loop:=true)
         self._timer = self.create_timer(1.0 / rate, self._publish_next)
 
     def _publish_next(self) -> None:
         frame = self._source.process()
         if frame.empty:
             self.get_logger().info("end of input", once=True)
+            self.finished = True
             self._timer.cancel()
             return
         header = Header(

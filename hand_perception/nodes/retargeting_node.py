@@ -191,7 +191,7 @@ class RetargetingNode(Node):
     # --- input -------------------------------------------------------------------------------
 
     def _on_hands(self, msg: HandArray) -> None:
-        if not self._queue.put((msg, time.monotonic())):
+        if not self._queue.put((msg, self._now())):
             self.queue_drops += 1
 
     def _work(self) -> None:
@@ -200,11 +200,16 @@ class RetargetingNode(Node):
             try:
                 if item is not None:
                     self.process_hand_array(*item)
-                self._watchdog(time.monotonic())
+                self._watchdog(self._now())
                 self._maybe_publish_diagnostics()
             except Exception as error:  # noqa: BLE001 - the command stream must survive a bug
                 self.get_logger().error(f"retargeting step failed: {error!r}",
                                         throttle_duration_sec=2.0)
+
+    def _now(self) -> float:
+        """Node-clock seconds: wall time normally, simulated time under use_sim_time, so a paced
+        or replayed run never sees a hand as lost just because processing was slow."""
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _drop(self, reason: str) -> None:
         self.dropped += 1
@@ -260,7 +265,7 @@ class RetargetingNode(Node):
         start = time.perf_counter()
         result = self._bimanual.process([HandObservation(
             keypoints.astype(np.float64), hand.handedness, hand.track_id,
-            hand.handedness_score)]).hands[robot.side]
+            hand.handedness_score, stamp_s=stamp)]).hands[robot.side]
         robot.solve_ms.append(1e3 * (time.perf_counter() - start))
         robot.steps += 1
         if not result.valid:

@@ -169,14 +169,20 @@ def test_tiled_pass_finds_a_small_hand_and_nothing_in_a_hand_free_photo(
     image, scale = paste_hand(canvas, load_rgb(path), 140, (1300, 600))
     truth = truth * scale + (1300, 600)
     off = base_options.tiled_detection
-    single = make_pipeline(base_options, tiled_detection=dataclasses.replace(off, enabled=False))
+    photos = dataclasses.replace(base_options, static_image_mode=True)
+    single = make_pipeline(photos, tiled_detection=dataclasses.replace(off, enabled=False))
     assert single.process(image, 0.0).hands == []  # the letterboxed pass alone misses it
-    tiled = make_pipeline(base_options)
+    tiled = make_pipeline(photos)
     hands = tiled.process(image, 0.0).hands
     assert len(hands) == 1
     assert pck(hands[0].keypoints_2d, truth, mask, size * scale) >= 0.8
     tiled.reset()
     assert tiled.process(canvas, 0.0).hands == []  # tile candidates there are not confirmed
+    # Video: no tiled sweep unless asked for (it would stall its frame), then at most every N.
+    video = make_pipeline(base_options)
+    assert [video.process(image, i / 30).hands for i in range(3)] == [[], [], []]
+    every = make_pipeline(base_options, tiled_detection=dataclasses.replace(off, interval_frames=30))
+    assert len(every.process(image, 0.0).hands) == 1
 
 
 def test_wrist_pose_convention_on_a_synthetic_hand() -> None:
@@ -268,8 +274,9 @@ def test_tiled_pass_finds_the_small_hands_of_the_bus_photo(base_options) -> None
     except ValueError as err:
         pytest.skip(str(err))
     off = dataclasses.replace(base_options.tiled_detection, enabled=False)
-    assert make_pipeline(base_options, tiled_detection=off).process(bus, 0.0).hands == []
-    hands = make_pipeline(base_options).process(bus, 0.0).hands
+    photos = dataclasses.replace(base_options, static_image_mode=True)
+    assert make_pipeline(photos, tiled_detection=off).process(bus, 0.0).hands == []
+    hands = make_pipeline(photos).process(bus, 0.0).hands
     assert len(hands) == 2
     for hand in hands:
         assert hand.score > 0.9 and hand.keypoints_2d[0, 0] < 450  # the people are on the left

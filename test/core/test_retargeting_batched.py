@@ -97,3 +97,25 @@ def test_batched_rejects_bad_input():
     bad[1, 4, 0] = np.nan
     with pytest.raises(ValueError, match="frame"):
         batched.process(bad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_batched_on_cuda_matches_cpu():
+    options = load_options(shipped_config("allegro", "right"), {"scaling": 1.0})
+    single = Retargeter(options)
+    keypoints = camera_keypoints(single, smooth_trajectory(single, 64, seed=6))
+    cpu = BatchedRetargeter(options).process(keypoints)
+    gpu = BatchedRetargeter(options, device="cuda").process(keypoints)
+    assert np.abs(gpu.fingertips - cpu.fingertips).max() < 1e-3
+
+
+def test_one_seed_with_a_neighbour_pass_tracks_a_sequence():
+    options = load_options(shipped_config("allegro", "left"), {"scaling": 1.0})
+    single = Retargeter(options)
+    traj = smooth_trajectory(single, 40, seed=8)
+    keypoints = camera_keypoints(single, traj)
+    truth = np.array([single.hand.positions(q, single._tip_ids) for q in traj])
+    result = BatchedRetargeter(options, seeds=1, neighbour_passes=1).process(keypoints)
+    assert np.linalg.norm(result.fingertips - truth, axis=-1).max() < 1e-3
+    with pytest.raises(ValueError, match="seeds"):
+        BatchedRetargeter(options, seeds=0)

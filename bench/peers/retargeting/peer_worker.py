@@ -2,7 +2,7 @@
 
 Usage (the bench calls it): ``peer_worker.py JOBS.json IN.npz OUT.npz``. JOBS.json lists
 ``{"peer": "dex_retargeting" | "dexi_rs", "config": yml, "sequence": name, "alpha": float,
-"fixed_qpos": [...]}``; IN.npz holds ``<sequence>`` = (T, m, 3) float64 target vectors (the
+"fixed_qpos": [...], "repeats": int}``; IN.npz holds ``<sequence>`` = (T, m, 3) float64 target vectors (the
 human vectors of the config's link pairs, robot root frame, unscaled: the peers scale them).
 Each job runs warm-started over its sequence on the current CPU (the bench pins it); OUT.npz gets
 ``<i>_qpos`` (T, dof), ``<i>_seconds`` and ``<i>_names`` (the peer's joint order).
@@ -62,8 +62,12 @@ def main(argv: list) -> int:
     data = np.load(argv[2])
     results = {}
     for i, job in enumerate(jobs):
-        retargeter = build(job["peer"], job["config"], job["alpha"])
-        qpos, seconds = run(job["peer"], retargeter, data[job["sequence"]], job["fixed_qpos"])
+        seconds = []
+        for _ in range(max(1, job.get("repeats", 1))):  # fresh (cold) retargeter each pass
+            retargeter = build(job["peer"], job["config"], job["alpha"])
+            qpos, spent = run(job["peer"], retargeter, data[job["sequence"]], job["fixed_qpos"])
+            seconds.append(spent)
+        seconds = min(seconds)  # the machine is shared: the fastest pass is the least disturbed
         results[f"{i}_qpos"] = qpos
         results[f"{i}_seconds"] = np.array(seconds)
         results[f"{i}_names"] = np.array(joint_names(job["peer"], retargeter))

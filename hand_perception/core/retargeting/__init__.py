@@ -5,6 +5,9 @@ Typical use::
     from hand_perception.core.retargeting import Retargeter, load_options, shipped_config
     retargeter = Retargeter(load_options(shipped_config("allegro", "right")))
     result = retargeter.process(keypoints)  # (21, 3) float m -> result.qpos (rad)
+
+Offline datasets: ``hand_perception.core.retargeting.batched.BatchedRetargeter`` (torch, CPU or
+CUDA; imported explicitly so the single-frame path never loads torch).
 """
 from hand_perception.core.retargeting.bimanual import BimanualResult, BimanualRetargeter, \
     HandObservation

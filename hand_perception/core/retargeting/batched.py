@@ -60,14 +60,25 @@ class BatchedRetargeter:
         dtype: torch.float64 (default on CPU) or torch.float32 (default on CUDA).
         max_iterations: LM iterations per batch (all frames step together).
         chunk_size: frames per batch (memory: ~k·J·3·seeds numbers per frame).
+        seeds: cold-start seeds per frame (default: the options' ``cold_start_seeds``, as the
+            single-frame path after a reset). The batch runs until its slowest row converges, so
+            1 seed is several times faster.
+        neighbour_passes: for sequences: after the seeded solve, re-solve every frame from its
+            predecessor's solution and keep the lower cost, this many times (a tracking-like warm
+            start that rescues frames whose seeds fell into a wrong finger basin).
     """
 
     def __init__(self, options: RetargetingOptions, device: str = "cpu",
                  dtype: Optional[torch.dtype] = None, max_iterations: int = 40,
-                 chunk_size: int = 16384) -> None:
-        if max_iterations < 1 or chunk_size < 1:
+                 chunk_size: int = 16384, seeds: Optional[int] = None,
+                 neighbour_passes: int = 0) -> None:
+        if max_iterations < 1 or chunk_size < 1 or neighbour_passes < 0:
             raise ValueError(f"max_iterations={max_iterations} and chunk_size={chunk_size} "
-                             f"must be >= 1")
+                             f"must be >= 1, neighbour_passes={neighbour_passes} >= 0")
+        self.seeds = options.cold_start_seeds if seeds is None else int(seeds)
+        if not 1 <= self.seeds <= len(_SEED_FRACTIONS):
+            raise ValueError(f"seeds={seeds} must be in [1, {len(_SEED_FRACTIONS)}]")
+        self.neighbour_passes = neighbour_passes
         self.device = torch.device(device)
         self.dtype = dtype or (torch.float32 if self.device.type == "cuda" else torch.float64)
         self.single = Retargeter(options)  # model, pairs and wrist rotation, shared definitions
@@ -102,9 +113,10 @@ class BatchedRetargeter:
         if initial_q is not None and np.shape(initial_q) != (len(points), hand.num_joints):
             raise ValueError(f"initial_q must have shape {(len(points), hand.num_joints)}, "
                              f"got {np.shape(initial_q)}")
-        parts = [self._process_chunk(points[s:s + self.chunk_size],
-                                     None if initial_q is None else initial_q[s:s + self.chunk_size])
-                 for s in range(0, len(points), self.chunk_size)]
+        size = self.chunk_size
+        parts = [self._process_chunk(points[s:s + size],
+                                     None if initial_q is None else initial_q[s:s + size])
+                 for s in range(0, len(points), size)]
         return self._collect(parts)
 
     @torch.no_grad()
@@ -119,28 +131,40 @@ class BatchedRetargeter:
         cost = cost.reshape(count, -1)
         best = cost.argmin(dim=0)
         frames = torch.arange(len(points), device=self.device)
-        q = q.reshape(count, len(points), -1)[best, frames]
+        q, cost = q.reshape(count, len(points), -1)[best, frames], cost[best, frames]
+        for _ in range(self.neighbour_passes):
+            previous = torch.cat([q[:1], q[:-1]])
+            q_next, cost_next = self._solve(previous, incidence, targets)
+            better = cost_next < cost
+            q = torch.where(better[:, None], q_next, q)
+            cost = torch.where(better, cost_next, cost)
         q = torch.where(valid[:, None], q, self._tensor(self.single.hand.neutral()))
-        return {"q": q, "cost": cost[best, frames], "valid": valid, "rotation": rotation,
-                "origin": origin}
+        return {"q": q, "cost": cost, "valid": valid, "rotation": rotation, "origin": origin}
 
     def _seeds(self, frames: int, initial_q: Optional[np.ndarray]) -> torch.Tensor:
         if initial_q is not None:
             return torch.clamp(self._tensor(initial_q), self._lower, self._upper)[None]
-        fractions = _SEED_FRACTIONS[:self.options.cold_start_seeds]
+        fractions = _SEED_FRACTIONS[:self.seeds]
         span = self._upper - self._lower
         return torch.stack([(self._lower + f * span).expand(frames, -1) for f in fractions])
 
-    def _residual(self, q: torch.Tensor, incidence: torch.Tensor, targets: torch.Tensor,
-                  jacobian: bool = True):
-        if not jacobian:
-            points = self.kinematics.points(q)[:, :self._num_solver]
-            return (incidence @ points - targets).flatten(1), None
+    def _residual(self, q: torch.Tensor, incidence: torch.Tensor, targets: torch.Tensor):
+        """Residuals (B, 3m), their Jacobian (B, 3m, n) and the cost (B,), Huber-reweighted
+        (IRLS) as in the single-frame solver when ``huber_delta`` > 0."""
         points, jac = self.kinematics.evaluate(q)
         points, jac = points[:, :self._num_solver], jac[:, :self._num_solver]
-        res = (incidence @ points - targets).flatten(1)  # (B, 3m)
+        res = incidence @ points - targets  # (B, m, 3)
         jr = (incidence @ jac.flatten(2)).reshape(q.shape[0], -1, 3, q.shape[1])
-        return res, jr.reshape(q.shape[0], -1, q.shape[1])
+        delta = self.options.huber_delta
+        norms = res.norm(dim=-1)
+        if delta > 0.0:
+            far = norms > delta
+            cost = torch.where(far, 2.0 * delta * norms - delta * delta, norms * norms).sum(1)
+            scale = torch.where(far, delta / norms.clamp_min(1e-12), torch.ones_like(norms))
+            res, jr = res * scale.sqrt()[..., None], jr * scale.sqrt()[..., None, None]
+        else:
+            cost = (norms * norms).sum(1)
+        return res.flatten(1), jr.reshape(q.shape[0], -1, q.shape[1]), cost
 
     def _solve(self, q: torch.Tensor, incidence: torch.Tensor, targets: torch.Tensor):
         """Projected LM on every row of ``q`` (B, n) at once; returns (q, cost (B,)).
@@ -150,8 +174,7 @@ class BatchedRetargeter:
         tiny step, or the damping at its cap), so the batch shrinks as it goes.
         """
         q = torch.clamp(q, self._lower, self._upper)
-        res, jr = self._residual(q, incidence, targets)
-        cost = (res * res).sum(1)
+        res, jr, cost = self._residual(q, incidence, targets)
         mu = torch.full_like(cost, 1e-2)
         active = torch.arange(len(q), device=self.device)
         for _ in range(self.max_iterations):
@@ -166,8 +189,7 @@ class BatchedRetargeter:
             if active.numel() == 0:
                 break
             q_new = q_a + step
-            res_new, jr_new = self._residual(q_new, incidence[active], targets[active])
-            cost_new = (res_new * res_new).sum(1)
+            res_new, jr_new, cost_new = self._residual(q_new, incidence[active], targets[active])
             accept = cost_new <= cost_a
             q[active] = torch.where(accept[:, None], q_new, q_a)
             cost[active] = torch.where(accept, cost_new, cost_a)
@@ -177,19 +199,33 @@ class BatchedRetargeter:
         return q, cost
 
     def _step(self, q: torch.Tensor, res: torch.Tensor, jr: torch.Tensor, mu: torch.Tensor):
-        """Projected damped Gauss-Newton steps (B, n) and their predicted decrease (B,)."""
+        """Damped Gauss-Newton steps (B, n) kept in the box, and their predicted decrease (B,).
+
+        As the single-frame solver: outward-blocked variables are held, a variable the step
+        would carry past a bound is clamped there and the rest re-solved with that move fixed;
+        fixed rows become identity rows so one batched Cholesky solve serves every frame.
+        """
         grad = (jr.transpose(1, 2) @ res[..., None])[..., 0]
         hess = jr.transpose(1, 2) @ jr
-        blocked = ((q <= self._lower) & (grad > 0)) | ((q >= self._upper) & (grad < 0))
-        free = (~blocked).to(self.dtype)
+        lower, upper = self._lower, self._upper
+        fixed = ((q <= lower) & (grad > 0)) | ((q >= upper) & (grad < 0))
         diag = hess.diagonal(dim1=1, dim2=2)
-        damped = hess * (free[:, :, None] * free[:, None, :])
-        # Marquardt scaling plus a small floor, as the single-frame solver; identity if blocked.
-        damped = damped + torch.diag_embed((diag * mu[:, None] + 1e-3 * mu[:, None]) * free
-                                           + (1.0 - free))
-        chol, _ = torch.linalg.cholesky_ex(damped)
-        step = -torch.cholesky_solve((grad * free)[..., None], chol)[..., 0]
-        step = torch.clamp(q + step, self._lower, self._upper) - q
+        damped = hess + torch.diag_embed(diag * mu[:, None] + 1e-3 * mu[:, None])
+        step = torch.zeros_like(q)
+        for _ in range(4):
+            free = (~fixed).to(self.dtype)
+            system = damped * (free[:, :, None] * free[:, None, :]) + torch.diag_embed(1 - free)
+            held = step * (1 - free)
+            rhs = -(grad + (damped @ held[..., None])[..., 0]) * free + held
+            chol, _ = torch.linalg.cholesky_ex(system)
+            step = torch.cholesky_solve(rhs[..., None], chol)[..., 0]
+            trial = q + step
+            over = ~fixed & ((trial < lower) | (trial > upper))
+            if not bool(over.any()):
+                break
+            step = torch.where(over, torch.clamp(trial, lower, upper) - q, step)
+            fixed = fixed | over
+        step = torch.clamp(q + step, lower, upper) - q
         # grad and hess are half the cost's derivatives (cost = |r|²), as in the single-frame LM
         curvature = (step * (hess @ step[..., None])[..., 0]).sum(1)
         predicted = -(2.0 * (grad * step).sum(1) + curvature)

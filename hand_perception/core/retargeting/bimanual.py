@@ -16,12 +16,14 @@ LOG = logging.getLogger(__name__)
 @dataclasses.dataclass
 class HandObservation:
     """keypoints: (21, 3) m, MediaPipe order; handedness: "left"/"right"; track_id: tracker id;
-    score: handedness confidence in [0, 1], used to pick one hand when two claim a side."""
+    score: handedness confidence in [0, 1], used to pick one hand when two claim a side;
+    stamp_s: capture time (s), for the warm start and the One-Euro filter (None: nominal rate)."""
 
     keypoints: np.ndarray
     handedness: str
     track_id: int = -1
     score: float = 1.0
+    stamp_s: Optional[float] = None
 
 
 @dataclasses.dataclass
@@ -62,5 +64,5 @@ class BimanualRetargeter:
                 LOG.debug("%s hand now driven by track %d", side, hand.track_id)
                 retargeter.reset()  # another person/hand: no warm start or smoothing across
                 self._tracks[side] = hand.track_id
-            result.hands[side] = retargeter.process(hand.keypoints)
+            result.hands[side] = retargeter.process(hand.keypoints, hand.stamp_s)
         return result

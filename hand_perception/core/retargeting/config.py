@@ -67,6 +67,8 @@ class RetargetingOptions:
     vector_weights: one weight per vector_pairs entry (empty = all 1).
     pinch_*: DexPilot thumb-finger pinch switch; separation_distance (m, robot) /
         separation_weight: DexPilot finger-finger target when two fingers pinch the thumb together.
+    huber_delta: pair residuals longer than this (m, robot scale) count linearly (Huber), so
+        unreachable pairs weigh less; 0 = plain least squares.
     tolerance / relative_tolerance: stop when the predicted cost decrease is below tolerance (m²)
         or relative_tolerance × the cost (0.3 %: on real, unreachable poses Gauss-Newton converges
         linearly and the last iterations move fingertips by a fraction of a millimetre).
@@ -102,8 +104,9 @@ class RetargetingOptions:
     max_iterations: int = 30
     tolerance: float = 1e-9
     relative_tolerance: float = 3e-3
+    huber_delta: float = 0.0
     warm_start: str = "constant_velocity"
-    cold_start_seeds: int = 3
+    cold_start_seeds: int = 5
     recovery_cost_ratio: float = 4.0
     smoothing_alpha: float = 1.0
     smoothing_filter: str = "exponential"
@@ -133,6 +136,7 @@ class RetargetingOptions:
         require_range("regularization", self.regularization, 0.0, 1e3)
         require_range("tolerance", self.tolerance, 0.0, 1.0)
         require_range("relative_tolerance", self.relative_tolerance, 0.0, 1.0)
+        require_range("huber_delta", self.huber_delta, 0.0, 1.0)
         require_range("smoothing_alpha", self.smoothing_alpha, 1e-3, 1.0)
         for name in ("max_iterations", "cold_start_seeds"):
             value = getattr(self, name)

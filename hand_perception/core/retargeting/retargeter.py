@@ -69,7 +69,8 @@ class Retargeter:
         self._link_index = {k: i for i, k in enumerate(used)}
         self._solver = BoundedLM(self.hand, [self.hand.frame_id(options.keypoint_links[k])
                                              for k in used], options.max_iterations,
-                                 options.tolerance, options.relative_tolerance)
+                                 options.tolerance, options.relative_tolerance,
+                                 options.huber_delta)
         self.geometric_rotation = palm_rotation(self.robot_keypoints(self.hand.neutral()),
                                                 options.side)
         configured = options.wrist_rotation()

@@ -60,8 +60,10 @@ class BoundedLM:
     """Projected Levenberg-Marquardt over a :class:`RobotHand`'s independent joints."""
 
     def __init__(self, hand: RobotHand, frame_ids: Sequence[int], max_iterations: int = 30,
-                 tolerance: float = 1e-9, relative_tolerance: float = 1e-3) -> None:
+                 tolerance: float = 1e-9, relative_tolerance: float = 1e-3,
+                 huber_delta: float = 0.0) -> None:
         self.hand = hand
+        self.huber_delta = huber_delta
         self.frame_ids = list(frame_ids)
         self.max_iterations = max_iterations
         self.tolerance = tolerance
@@ -88,14 +90,34 @@ class BoundedLM:
         """Cost, gradient (n,) and Gauss-Newton Hessian (n, n) at ``q``."""
         incidence, targets = problem
         points, jac = self.kinematics.evaluate(q)
-        res = (incidence @ points - targets).reshape(-1)
-        jr = (incidence @ jac.reshape(len(points), -1)).reshape(res.size, q.size)
+        res = incidence @ points - targets
+        jr = (incidence @ jac.reshape(len(points), -1)).reshape(len(res), 3, q.size)
         delta = q - q_ref
-        cost = float(res @ res + reg * (delta @ delta))
+        if self.huber_delta > 0.0:
+            fit, res, jr = self._huber(res, jr)
+        else:
+            fit = float((res * res).sum())
+        res, jr = res.reshape(-1), jr.reshape(-1, q.size)
+        cost = fit + float(reg * (delta @ delta))
         grad = jr.T @ res + reg * delta
         hess = jr.T @ jr
         hess[self._diag, self._diag] += reg
         return cost, grad, hess
+
+    def _huber(self, res: np.ndarray, jr: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
+        """Huber cost of the pair residuals (m, 3) and IRLS-reweighted residuals/Jacobian.
+
+        A pair off by more than ``huber_delta`` (m) counts linearly, so a target the robot cannot
+        reach (a human pinch on a hand whose thumb does not oppose) stops dragging the others.
+        """
+        delta = self.huber_delta
+        norms = np.sqrt((res * res).sum(axis=1))
+        far = norms > delta
+        if not far.any():
+            return float((norms * norms).sum()), res, jr
+        cost = float(np.where(far, 2.0 * delta * norms - delta * delta, norms * norms).sum())
+        scale = np.sqrt(np.where(far, delta / np.maximum(norms, 1e-12), 1.0))
+        return cost, res * scale[:, None], jr * scale[:, None, None]
 
     def _step(self, q: np.ndarray, grad: np.ndarray, hess: np.ndarray, mu: float
               ) -> np.ndarray:
@@ -120,7 +142,7 @@ class BoundedLM:
             else:
                 free = np.flatnonzero(~fixed)
                 rhs = grad[free] + damped[free][:, fixed] @ step[fixed]
-                step[free] = -_solve_spd(damped[np.ix_(free, free)], rhs)
+                step[free] = -_solve_spd(damped[free][:, free], rhs)
             trial = q + step
             over = ~fixed & ((trial < lower) | (trial > upper))
             if not over.any():

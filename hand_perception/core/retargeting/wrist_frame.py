@@ -29,16 +29,21 @@ class WristFrameOptions:
     """Options of :class:`WristFrameEstimator`.
 
     min_planarity: smallest ratio of the palm points' 2nd to 1st singular value for which the plane
-        is trusted; below it (points on a line) the previous rotation is kept.
+        is used at all; below it (points on a line) the previous rotation is kept.
+    trusted_planarity: from this ratio up the fitted plane alone sets the normal; between the two
+        the normal is blended with the previous frame's (an edge-on palm: the fitted normal spins
+        about the knuckle line with the keypoint noise, the previous one does not).
     min_handedness_sine: below this normalised cross-product magnitude the handedness cue is
         considered ambiguous and the normal's sign follows the previous frame instead.
     """
 
     min_planarity: float = 0.05
+    trusted_planarity: float = 0.2
     min_handedness_sine: float = 0.15
 
     def __post_init__(self) -> None:
         require_range("min_planarity", self.min_planarity, 0.0, 1.0)
+        require_range("trusted_planarity", self.trusted_planarity, self.min_planarity, 1.0)
         require_range("min_handedness_sine", self.min_handedness_sine, 0.0, 1.0)
 
 
@@ -118,6 +123,8 @@ class WristFrameEstimator:
             reference = prev_z  # handedness cue too weak: keep continuity instead of guessing
         if normal @ reference < 0.0:
             normal = -normal
+        if prev_z is not None and sing[1] < self.options.trusted_planarity * sing[0]:
+            normal = self._blend_with_previous(normal, prev_z, sing[1] / sing[0])
         forward = points[_MCPS].sum(axis=0) / len(_MCPS) - points[WRIST]
         x_axis = forward - (forward @ normal) * normal
         if np.linalg.norm(x_axis) < 1e-9:
@@ -129,6 +136,15 @@ class WristFrameEstimator:
         rotation = np.column_stack([x_axis, y_axis, normal])
         self._previous = rotation
         return WristFrameResult(rotation=rotation, origin=points[WRIST].copy(), valid=True)
+
+    def _blend_with_previous(self, normal: np.ndarray, prev_z: np.ndarray, planarity: float
+                             ) -> np.ndarray:
+        """Normal (3,) weighted towards the previous one as the palm gets edge-on."""
+        low, high = self.options.min_planarity, self.options.trusted_planarity
+        weight = (planarity - low) / max(high - low, 1e-12)
+        blended = weight * normal + (1.0 - weight) * prev_z
+        length = np.linalg.norm(blended)
+        return normal if length < 1e-9 else blended / length
 
     def _reuse(self, origin: np.ndarray) -> WristFrameResult:
         if self._previous is None:

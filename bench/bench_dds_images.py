@@ -94,7 +94,7 @@ def main() -> int:
             base, ROS_DOMAIN_ID="62",
             FASTDDS_DEFAULT_PROFILES_FILE=str(ROOT / "config" / "fastdds_localhost.xml")),
     }
-    print(f"| DDS set-up | received / sent | lost | median latency (ms) | discovery (s) |")
+    print("| DDS set-up | received / sent | lost | median latency (ms) | discovery (s) |")
     print("|---|---|---|---|---|")
     for name, env in runs.items():
         r = _run_pair(env, options.frames, options.rate)

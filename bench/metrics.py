@@ -102,18 +102,23 @@ def transform_hand(matrix: np.ndarray, gt: GtHand, image_size: Tuple[int, int]) 
                   handedness=gt.handedness)
 
 
-def mean_acceleration(track: np.ndarray) -> float:
-    """Mean keypoint acceleration magnitude, px/frame^2, of a ``(T, 21, 2)`` track.
+def acceleration_norms(track: np.ndarray) -> np.ndarray:
+    """Keypoint acceleration magnitudes, px/frame^2, of a ``(T, K, 2)`` track, flattened.
 
-    Frames where the hand is missing are NaN; only second differences over three consecutive
-    valid frames count. NaN when there are none.
-    """
+    Missing frames (or keypoints) are NaN; only second differences over three consecutive
+    valid frames count."""
     track = np.asarray(track, np.float64)
     if track.shape[0] < 3:
-        return float("nan")
+        return np.zeros(0)
     accel = track[2:] - 2.0 * track[1:-1] + track[:-2]
-    norms = np.linalg.norm(accel, axis=-1)
-    norms = norms[np.isfinite(norms)]
+    norms = np.linalg.norm(accel, axis=-1).ravel()
+    return norms[np.isfinite(norms)]
+
+
+def mean_acceleration(track: np.ndarray) -> float:
+    """Mean keypoint acceleration magnitude (jitter), px/frame^2, of a ``(T, K, 2)`` track;
+    NaN when no three consecutive valid frames exist."""
+    norms = acceleration_norms(track)
     return float(norms.mean()) if norms.size else float("nan")
 
 

@@ -79,12 +79,26 @@ def approach(n_frames: int, sizes: Sequence[Tuple[int, int]],
     s = ease(t)
     out = []
     for side, size in zip((-1.0, 1.0), sizes):
-        scale = 0.5 * BASE_FILL * canvas[1] / max(size)
+        scale = 0.75 * BASE_FILL * canvas[1] / max(size)
         half = 0.5 * scale * size[0]
         far, near = canvas[0] / 2.0 + side * (canvas[0] / 2.0 - half - 4), canvas[0] / 2.0 + side * (half + 2)
         xs = far + (near - far) * s
         ys = canvas[1] / 2.0 + side * 0.1 * canvas[1] * np.sin(2 * np.pi * t)
         out.append([similarity((x, y), scale, 0.0, size) for x, y in zip(xs, ys)])
+    return out
+
+
+def side_by_side(n_frames: int, sizes: Sequence[Tuple[int, int]],
+                 canvas: Tuple[int, int] = CANVAS, drift_px: float = 20.0) -> List[List[np.ndarray]]:
+    """Matrices of two photos, each filling 90 % of its half of the canvas, drifting slowly
+    (``drift_px`` up and down, in opposite phase): two large, always visible hands."""
+    t = np.linspace(0.0, 2 * np.pi, n_frames)
+    out = []
+    for side, size in zip((0.25, 0.75), sizes):
+        scale = 0.9 * min(canvas[0] / 2 / size[0], canvas[1] / size[1])
+        sign = 1.0 if side < 0.5 else -1.0
+        out.append([similarity((side * canvas[0], canvas[1] / 2 + sign * drift_px * np.sin(a)),
+                               scale, 0.0, size) for a in t])
     return out
 
 

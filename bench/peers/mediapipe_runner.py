@@ -5,9 +5,10 @@ Runs with the peers venv's interpreter (bench/setup_peers.sh), never the main ve
     .venv-peers/bin/python bench/peers/mediapipe_runner.py --frames F.npy --mode video --out R.jsonl
     .venv-peers/bin/python bench/peers/mediapipe_runner.py --images a.jpg b.jpg --mode static ...
 
-Input: ``--frames`` a ``.npy`` stack ``(N, H, W, 3)`` uint8 RGB (one sequence, in order), or
+Input: ``--frames`` ``.npy`` files, stacks ``(N, H, W, 3)`` or single ``(H, W, 3)`` uint8 RGB
+frames (in order), and/or
 ``--images`` files (read with OpenCV, BGR -> RGB). One JSON object per frame, as
-``hand-perception detect`` writes them: ``{"frame", "source", "stamp_s", "latency_ms", "hands":
+``hand-perception detect`` writes them: ``{"image", "frame", "stamp_s", "latency_ms", "hands":
 [{"track_id", "handedness", "handedness_score", "score", "keypoints_2d"}]}``.
 
 MediaPipe's handedness assumes a mirrored (selfie) image; the frames here are not mirrored, so
@@ -21,7 +22,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -78,10 +78,12 @@ def to_hands(result, width: int, height: int, linker: IdLinker) -> list:
 
 def frame_source(args):
     """Yield (source name, RGB frame)."""
-    if args.frames:
-        stack = np.load(args.frames, mmap_mode="r")
+    for path in args.frames or []:
+        stack = np.load(path, mmap_mode="r")
+        if stack.ndim == 3:  # one (H, W, 3) frame
+            stack = stack[None]
         for i in range(stack.shape[0]):
-            yield f"{args.frames}[{i}]", np.ascontiguousarray(stack[i])
+            yield f"{path}[{i}]", np.ascontiguousarray(stack[i])
     for path in args.images or []:
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
@@ -91,7 +93,7 @@ def frame_source(args):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", help=".npy (N, H, W, 3) uint8 RGB")
+    parser.add_argument("--frames", nargs="*", help=".npy files: (N, H, W, 3) or (H, W, 3) uint8 RGB")
     parser.add_argument("--images", nargs="*")
     parser.add_argument("--mode", choices=("static", "video"), default="static")
     parser.add_argument("--max-hands", type=int, default=2)
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
             result = hands_solution.process(rgb)
             latency_ms = (time.perf_counter() - start) * 1e3
             hands = to_hands(result, rgb.shape[1], rgb.shape[0], linker)
-            out.write(json.dumps({"frame": index, "source": source, "stamp_s": index / args.fps,
+            out.write(json.dumps({"frame": index, "image": source, "stamp_s": index / args.fps,
                                   "latency_ms": latency_ms, "detector_ran": None,
                                   "hands": hands}) + "\n")
     return 0

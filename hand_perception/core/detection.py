@@ -20,8 +20,7 @@ from typing import Callable, List, Sequence, Tuple
 import numpy as np
 
 from hand_perception.core.models.palm_detector import PalmDetection, PalmDetector, iou
-from hand_perception.core.models.runtime import require_int
-from hand_perception.core.options import require_range
+from hand_perception.core.options import require_int, require_range
 
 _LOG = logging.getLogger(__name__)
 #: A tile detection whose box comes closer than this (px, tile scale) to an inner tile edge is

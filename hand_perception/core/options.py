@@ -50,6 +50,14 @@ def require_range(name: str, value: float, low: float = -math.inf, high: float =
         raise ValueError(f"{name}={value!r} is outside [{low}, {high}]")
 
 
+def require_int(name: str, value: int, low: int) -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is an int >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name}={value!r} must be >= {low}")
+
+
 def require_choice(name: str, value: Any, choices: tuple) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:

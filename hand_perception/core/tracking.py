@@ -93,7 +93,7 @@ class HandTrackerOptions:
     occluded_confidence_factor: float = 0.3
     visibility_threshold: float = 0.5
     filter_2d: OneEuroOptions = field(
-        default_factory=lambda: OneEuroOptions(min_cutoff=1.0, beta=0.02, d_cutoff=1.0))
+        default_factory=lambda: OneEuroOptions(min_cutoff=1.0, beta=0.1, d_cutoff=1.0))
     filter_3d: OneEuroOptions = field(
         default_factory=lambda: OneEuroOptions(min_cutoff=1.0, beta=5.0, d_cutoff=1.0))
 

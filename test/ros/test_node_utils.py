@@ -1,6 +1,5 @@
 """Node helpers: declared parameter ranges are enforced; dropped-frame errors are throttled per
 kind of problem, over the real /rosout topic."""
-import pytest
 import rclpy
 from rcl_interfaces.msg import Log
 from rclpy.executors import SingleThreadedExecutor

@@ -28,7 +28,7 @@ from hand_perception.core.models import runtime
 from hand_perception.core.models.palm_detector import check_image
 from hand_perception.core.models.roi import (HandRoi, apply_affine, crop_to_image_matrix,
                                              image_to_crop_matrix, to_pixel_centre_matrix)
-from hand_perception.core.options import require_choice
+from hand_perception.core.options import require_choice, require_int
 
 _LOG = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ class HandLandmarkerOptions:
 
     def __post_init__(self) -> None:
         require_choice("border_mode", self.border_mode, tuple(_BORDERS))
-        runtime.require_int("num_threads", self.num_threads, 0)
-        runtime.require_int("max_batch", self.max_batch, 1)
+        require_int("num_threads", self.num_threads, 0)
+        require_int("max_batch", self.max_batch, 1)
         if not isinstance(self.model_dir, str):
             raise TypeError(f"model_dir must be a string, got {self.model_dir!r}")
         self.providers = runtime.validate_providers(self.providers)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from hand_perception.core.models import runtime
-from hand_perception.core.options import require_range
+from hand_perception.core.options import require_int, require_range
 
 _LOG = logging.getLogger(__name__)
 
@@ -41,9 +41,9 @@ class PalmDetectorOptions:
     def __post_init__(self) -> None:
         require_range("min_score", self.min_score, 0.0, 1.0)
         require_range("nms_iou", self.nms_iou, 0.0, 1.0)
-        runtime.require_int("max_detections", self.max_detections, 0)
-        runtime.require_int("num_threads", self.num_threads, 0)
-        runtime.require_int("max_batch", self.max_batch, 1)
+        require_int("max_detections", self.max_detections, 0)
+        require_int("num_threads", self.num_threads, 0)
+        require_int("max_batch", self.max_batch, 1)
         if not isinstance(self.model_dir, str):
             raise TypeError(f"model_dir must be a string, got {self.model_dir!r}")
         self.providers = runtime.validate_providers(self.providers)

@@ -29,14 +29,6 @@ PROVIDER_NAMES: Dict[str, str] = {
 }
 
 
-def require_int(name: str, value: int, low: int) -> None:
-    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is an int >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
-
-
 def validate_providers(providers: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     """Return ``providers`` as a tuple of known short names; raise ``ValueError`` naming a bad one.
 
@@ -132,6 +124,11 @@ def create_session(path: Union[str, Path], input_shape: Optional[Sequence[int]] 
     path = Path(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(num_threads)
+    # Idle worker threads would otherwise spin after each run; with the detector's and the
+    # landmarker's sessions on 2 cores they starve each other (measured: detection-mode p95
+    # 49 ms -> 26 ms without spinning, bench/bench_hand_tracking.py --ort-spinning).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     names = select_providers(providers)
     cache = cache_dir or Path.home() / ".cache" / "hand_perception" / "trt"

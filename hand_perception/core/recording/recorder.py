@@ -271,7 +271,8 @@ class EpisodeRecorder:
 
     def _finish_episode(self) -> None:
         bag, episode = self._bag, self._episode
-        assert bag is not None and episode is not None
+        if bag is None or episode is None:
+            raise RuntimeError("no episode is open to finish")
         episode.end_time_ns = time.time_ns()
         episode.message_counts = dict(bag.counts)
         try:

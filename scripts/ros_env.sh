@@ -1,6 +1,6 @@
 # Source this file: keeps DDS on this machine for dev runs and tests.
 #   - ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: discovery never leaves the host.
-#   - FASTDDS_DEFAULT_PROFILES_FILE: loopback-only UDP + a 32 MiB shared-memory segment, so
+#   - FASTDDS_DEFAULT_PROFILES_FILE: loopback-only UDP + a 64 MiB shared-memory segment, so
 #     640x480 images are carried without loss (config/fastdds_localhost.xml says why).
 #   - ROS_DOMAIN_ID: a per-run domain unless one is already chosen, so parallel runs on one
 #     machine (two test suites, a demo beside a test) never see each other's topics.

@@ -149,7 +149,7 @@ def test_kill_9_loses_at_most_the_last_chunk(rclpy_context, tmp_path):
         [sys.executable, "-m", "hand_perception.nodes.recorder_node", "--ros-args",
          "-p", "topics:=['/robot_hand/joint_states']", "-p", f"output_dir:={tmp_path}",
          "-p", "auto_start:=true", "-p", "max_chunk_age_s:=0.2", "-p", "task:=crash test"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "recorder.log").open("w"))
     node = rclpy.create_node("joint_publisher", context=rclpy_context)
     try:
         publisher = node.create_publisher(JointState, "/robot_hand/joint_states", RELIABLE)
@@ -159,7 +159,8 @@ def test_kill_9_loses_at_most_the_last_chunk(rclpy_context, tmp_path):
         warmup = JointState(name=["j0"], position=[-1.0])
         # DDS drops what is published before the reader has matched the writer too: publish a
         # warm-up message until one is on disk, then the counted ones
-        assert wait_until(lambda: publisher.publish(warmup) or _streamed_stamps(mcap_file), 20.0)
+        assert wait_until(lambda: publisher.publish(warmup) or _streamed_stamps(mcap_file), 20.0), (
+            f"nothing on disk; recorder log:\n{(tmp_path / 'recorder.log').read_text()[-3000:]}")
         for i in range(40):
             publisher.publish(JointState(name=["j0"], position=[float(i)]))
         on_disk = len(_streamed_stamps(mcap_file))

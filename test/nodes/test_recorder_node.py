@@ -134,8 +134,9 @@ def test_bad_requests_are_refused_and_the_node_keeps_recording(graph, tmp_path):
 
 def _streamed_stamps(mcap_file: Path):
     stamps = []
+    content = mcap_file.read_bytes()  # a missing file is a test error, not a torn end
     try:
-        for record in StreamReader(io.BytesIO(mcap_file.read_bytes())).records:
+        for record in StreamReader(io.BytesIO(content)).records:
             if isinstance(record, Message):
                 stamps.append(record.log_time)
     except Exception:  # the torn end of a killed writer's file
@@ -154,8 +155,9 @@ def test_kill_9_loses_at_most_the_last_chunk(rclpy_context, tmp_path):
     try:
         publisher = node.create_publisher(JointState, "/robot_hand/joint_states", RELIABLE)
         assert wait_until(lambda: publisher.get_subscription_count() == 1, 30.0)
-        assert wait_until(lambda: any(tmp_path.glob("episode_*/*.mcap")), 30.0)
-        mcap_file = next(tmp_path.glob("episode_*/*.mcap"))
+        # rosbags creates the file under its own name; the writer renames it <bag>_0.mcap
+        assert wait_until(lambda: any(tmp_path.glob("episode_*/episode_*_0.mcap")), 30.0)
+        mcap_file = next(tmp_path.glob("episode_*/episode_*_0.mcap"))
         warmup = JointState(name=["j0"], position=[-1.0])
         # DDS drops what is published before the reader has matched the writer too: publish a
         # warm-up message until one is on disk, then the counted ones

@@ -312,8 +312,10 @@ class HandTrackerNode(LifecycleNode):
         with self._info_arrived:
             self._info_arrived.wait_for(lambda: self._same_stamp_info(msg.header.stamp), wait_s)
         info = self._same_stamp_info(msg.header.stamp)
+        # Stop waiting only while twins keep failing to come: one late camera_info (a loaded
+        # machine) must not make every later image take the latest, possibly stale, one.
+        self._info_stamps_match = info is not None or not self._infos
         if info is None and self._infos:
-            self._info_stamps_match = False
             info = self._infos[-1]
         if info is None:
             self.get_logger().warning("no camera_info yet: publishing hands without metric 3D",

@@ -126,8 +126,11 @@ def demo_graph(settings: DemoSettings, bag_root: Path) -> GraphSpec:
         tracker.remappings.update({"image": settings.image_topic,
                                    "image/compressed": settings.image_topic + "/compressed",
                                    "camera_info": settings.camera_info_topic})
-    tracker.parameters.append(dict(sim, **({"config_file": settings.pipeline_config}
-                                           if settings.pipeline_config else {})))
+    # Paced frames cost nothing to wait for: the camera_info twin of every image is used, even
+    # on a loaded machine and with photos of different sizes.
+    waits = {"camera_info_wait_s": 1.0} if settings.paced else {}
+    tracker.parameters.append(dict(sim, **waits, **({"config_file": settings.pipeline_config}
+                                                     if settings.pipeline_config else {})))
     _node(graph, "retargeting_node").parameters.append(
         {"robot_hands": list(settings.robot_hands), **sim})
     # The recorder stays on wall time: its topic discovery runs on a timer of its clock.

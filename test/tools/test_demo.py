@@ -141,7 +141,7 @@ def test_folder_of_real_photos(ready, shared_hands_dir, tmp_path) -> None:
     proc = demo("--input", str(photos), "--fps", "5", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     numbers = summary_numbers(proc.stdout)
-    assert numbers["processed"] == numbers["frames_in"] == 5
+    assert numbers["processed"] == numbers["frames_in"] == 5, proc.stdout + proc.stderr[-2000:]
     assert numbers["with_hands"] >= 3  # as `hand-perception detect` finds them (gloves, trumpet)
     frames = decoded_frames(out / "annotated.mp4")
     first = cv2.imread(str(sorted(photos.iterdir())[0]))

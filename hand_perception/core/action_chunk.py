@@ -51,15 +51,10 @@ from typing import Deque, Optional, Sequence, Tuple
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from hand_perception.core.options import require_choice, require_range
+from hand_perception.core.options import require_choice, require_int, require_range
 
 PREDICTORS = ("constant_velocity", "hold")
 STATES = ("idle", "tracking", "resuming", "holding", "ramping", "safe")
-
-
-def _require_int(name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name}={value!r} must be an int in [{low}, {high}]")
 
 
 @dataclasses.dataclass
@@ -85,8 +80,8 @@ class ActionChunkOptions:
     resume_angular_speed: float = 2.0
 
     def __post_init__(self) -> None:
-        _require_int("horizon", self.horizon, 1, 1000)
-        _require_int("history", self.history, 2, 1000)
+        require_int("horizon", self.horizon, 1, 1000)
+        require_int("history", self.history, 2, 1000)
         require_range("dt", self.dt, 1e-4, 10.0)
         require_range("history_window_s", self.history_window_s, 1e-3, 60.0)
         require_range("latency_compensation_s", self.latency_compensation_s, 0.0, 10.0)

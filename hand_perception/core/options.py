@@ -50,12 +50,13 @@ def require_range(name: str, value: float, low: float = -math.inf, high: float =
         raise ValueError(f"{name}={value!r} is outside [{low}, {high}]")
 
 
-def require_int(name: str, value: int, low: int) -> None:
-    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is an int >= ``low``."""
+def require_int(name: str, value: int, low: int, high: float = math.inf) -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is an int in
+    [``low``, ``high``]."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name}={value!r} must be >= {low}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value!r} must be in [{low}, {high}]")
 
 
 def require_choice(name: str, value: Any, choices: tuple) -> None:

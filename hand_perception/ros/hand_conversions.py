@@ -17,8 +17,10 @@ import numpy as np
 from geometry_msgs.msg import Point, Pose, Quaternion
 from sensor_msgs.msg import CameraInfo
 
+from hand_perception.core import rotations
 from hand_perception.core.camera import CameraIntrinsics
 from hand_perception.core.keypoints import LEFT, NUM_KEYPOINTS, RIGHT
+from hand_perception.core.rotations import quaternion_from_matrix
 from hand_perception.msg import Hand, HandArray
 
 HANDEDNESS_TO_MSG: Dict[str, int] = {
@@ -62,43 +64,14 @@ class HandData:
 
 # --- rotations -------------------------------------------------------------------------------
 
-def quaternion_from_matrix(rotation: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation matrix -> (4,) float64 unit quaternion (x, y, z, w), w >= 0.
-
-    Shepperd's method (branch on the largest diagonal term) stays accurate near 180 degrees.
-    ``ValueError`` when the matrix is not finite or not a rotation (tolerance 1e-3)."""
-    r = np.asarray(rotation, dtype=np.float64)
-    if r.shape != (3, 3) or not np.all(np.isfinite(r)):
-        raise ValueError(f"rotation must be a finite (3, 3) matrix, got {r.tolist()}")
-    if not np.allclose(r @ r.T, np.eye(3), atol=1e-3) or np.linalg.det(r) < 0.0:
-        raise ValueError(f"matrix is not a rotation (R R^T != I or det < 0): {r.round(4).tolist()}")
-    trace = np.trace(r)
-    if trace > 0.0:
-        s = 2.0 * math.sqrt(1.0 + trace)
-        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s]
-    else:
-        i = int(np.argmax(np.diag(r)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * math.sqrt(max(1.0 + r[i, i] - r[j, j] - r[k, k], 1e-12))
-        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
-        q[i] = 0.25 * s
-        q[j] = (r[j, i] + r[i, j]) / s
-        q[k] = (r[k, i] + r[i, k]) / s
-    quat = np.asarray(q) / np.linalg.norm(q)
-    return -quat if quat[3] < 0.0 else quat
-
-
 def matrix_from_quaternion(quat: Sequence[float]) -> np.ndarray:
-    """(x, y, z, w) unit quaternion -> (3, 3) float64 rotation; ``ValueError`` unless unit-norm."""
+    """(x, y, z, w) unit quaternion (a message orientation) -> (3, 3) float64 rotation;
+    ``ValueError`` unless unit-norm within the tolerance."""
     x, y, z, w = (float(v) for v in quat)
     norm = math.sqrt(x * x + y * y + z * z + w * w)
     if not math.isfinite(norm) or abs(norm - 1.0) > _UNIT_QUATERNION_TOLERANCE:
         raise ValueError(f"orientation ({x}, {y}, {z}, {w}) is not a unit quaternion (norm {norm})")
-    x, y, z, w = x / norm, y / norm, z / norm, w / norm
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return rotations.matrix_from_quaternion((x, y, z, w))
 
 
 def pose_from_matrix(transform: np.ndarray) -> Pose:

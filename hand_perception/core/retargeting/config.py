@@ -10,6 +10,7 @@ import yaml
 
 from hand_perception.core.keypoints import LEFT, NUM_KEYPOINTS, RIGHT, WRIST
 from hand_perception.core.options import options_from_mapping, require_choice, require_range
+from hand_perception.core.rotations import matrix_from_quaternion
 
 OBJECTIVES = ("vector", "dexpilot", "position")
 WARM_STARTS = ("constant_velocity", "previous")
@@ -18,13 +19,10 @@ SECTION = "retargeting"
 
 
 def _quat_xyzw_to_matrix(name: str, quat: Any) -> np.ndarray:
-    q = np.asarray(quat, dtype=float)
-    if q.shape != (4,) or not np.isfinite(q).all() or np.linalg.norm(q) < 1e-6:
-        raise ValueError(f"{name}={quat!r} must be a non-zero quaternion [x, y, z, w]")
-    x, y, z, w = q / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    try:
+        return matrix_from_quaternion(quat)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}={quat!r} must be a non-zero quaternion [x, y, z, w]") from None
 
 
 def transform_from_spec(name: str, spec: Any) -> np.ndarray:

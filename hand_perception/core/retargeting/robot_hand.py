@@ -152,19 +152,3 @@ class RobotHand:
         # .homogeneous is the cheapest per-frame read-out from Python (one 4x4 copy).
         world = np.array([oMf[f].homogeneous for f in frame_ids]).reshape(-1, 4, 4)[:, :3, 3]
         return (world - self._wrist_pos) @ self._wrist_rot_t.T
-
-    def positions_and_jacobians(self, q: np.ndarray, frame_ids: Sequence[int]
-                                ) -> Tuple[np.ndarray, np.ndarray]:
-        """Origins (k, 3) and their Jacobians (k, 3, n) w.r.t. the independent joints, wrist frame."""
-        model, data = self.model, self.data
-        pin.computeJointJacobians(model, data, self.full_q(q))
-        pin.updateFramePlacements(model, data)
-        points = np.empty((len(frame_ids), 3))
-        jac = np.empty((len(frame_ids), 3, model.nv))
-        for k, fid in enumerate(frame_ids):
-            points[k] = data.oMf[fid].translation
-            jac[k] = pin.getFrameJacobian(model, data, fid, pin.LOCAL_WORLD_ALIGNED)[:3]
-        points = (points - self._wrist_pos) @ self._wrist_rot_t.T
-        jac = self._wrist_rot_t @ jac
-        jac = jac[:, :, self._select] if self._select is not None else jac @ self._a
-        return points, jac

@@ -40,10 +40,15 @@ class RunningGraph:
     executor: MultiThreadedExecutor
     thread: threading.Thread
     errors: List[BaseException] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
+        # End the spin loop before shutting the executor down: shutting it down while the loop
+        # still dispatches makes its thread pool refuse the next callback ("cannot schedule new
+        # futures after shutdown").
+        self.stopping.set()
         self.thread.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=5.0)
         for node in self.nodes.values():
             close = getattr(node, "close", None)
             if callable(close):
@@ -68,7 +73,8 @@ def start_graph(graph: GraphSpec, context: Optional[Context] = None,
 
     def spin() -> None:
         try:
-            executor.spin()
+            while not running.stopping.is_set() and executor.context.ok():
+                executor.spin_once(timeout_sec=0.1)
         except ExternalShutdownException:
             pass
         except BaseException as error:  # surfaced to the caller through RunningGraph.errors

@@ -11,11 +11,16 @@ vectors as their ``ref_value``), so the columns compare the solvers. The peers' 
 * synthetic: robot FK of 0.3-1 Hz joint sinusoids (``bench_solve``), scaled to human size: the
   ground-truth joints are known.
 
+Left hands get the real sequence mirrored (camera x negated, ``mirror_to_left``) and their own
+dexi-rs left URDFs, so ours should score the same on both sides wherever the two URDFs are mirror
+images (``urdf_mirror_mismatch`` says where they are not).
+
 Run ``bash bench/setup_retargeting_peers.sh`` first; see bench/README_retargeting.md.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,84 +28,23 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make `import bench.x` work
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.retargeting_metrics import (  # noqa: E402,F401 (the metrics are used from here)
+    FLIP_DEG, flip_rate, frame_from_059, limit_violations, rms_jerk, rotation_angles_deg,
+    vector_error)
+from bench.retargeting_report import report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_DIR = ROOT / "bench" / "peers" / "retargeting"
 PEER_PYTHON = ROOT / ".venv-retarget-peers" / "bin" / "python"
 PEERS = ("dex_retargeting", "dexi_rs")
 FPS = 30.0
-FLIP_DEG = 60.0
-NOTES = """
-## How to read this
-
-* Same inputs for all: per hand the same link pairs (the config's weight-1 `vector_pairs`; ours
-  also has its weight-0.3 PIP pairs and `huber_delta` from `config/retargeting/`), the same
-  scaling, the same target vectors (human keypoints mapped by our palm frame). Warm-started, no
-  output filter, except the rows naming one (synthetic only, lag vs the true pose).
-* tip-vector err: |robot wrist→fingertip − scaling × human wrist→fingertip|, mean over tips (mm).
-  On the real sequence it is mostly what the robot cannot reach (Inspire/Ability have 6 DoF).
-  tip err vs truth: fingertip distance to the FK of the true joints (synthetic only).
-* limit viol.: frames with any URDF joint, mimic joints included (with their own limits), outside
-  its limits by > 1e-6 rad, and the largest excess.
-* RMS jerk: third difference of all joints × 30³ (rad/s³); the peers damp joint velocity
-  (their `normal_delta`), which lowers jerk on noisy input and costs accuracy on clean input.
-* solves/s: the solve loop only, one core shared with other work on this machine (±30 %).
-* flips: frame-to-frame rotation steps > 60° on the real sequence, whose true rotation moves by a
-  few degrees per frame; 0, 5, 9 is the peers' construction (`frame_from_059`).
-"""
-
-
-# ---------------------------------------------------------------- metrics (plain numpy) ------
-def vector_error(robot: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per-frame mean norm (T,) of robot (T, f, 3) minus target (T, f, 3) vectors (m)."""
-    return np.linalg.norm(np.asarray(robot) - np.asarray(target), axis=-1).mean(axis=-1)
-
-
-def limit_violations(q: np.ndarray, lower: np.ndarray, upper: np.ndarray, tol: float = 1e-6
-                     ) -> Tuple[float, float]:
-    """(fraction of frames with any joint outside [lower, upper] by > tol, largest excess)."""
-    excess = np.maximum(np.maximum(lower - q, q - upper), 0.0)
-    worst = excess.max(axis=1)
-    return float((worst > tol).mean()), float(worst.max())
-
-
-def rms_jerk(q: np.ndarray, fps: float) -> float:
-    """RMS third derivative (rad/s³) of a joint trajectory (T, n) sampled at ``fps``."""
-    third = np.diff(np.asarray(q, dtype=float), n=3, axis=0) * fps ** 3
-    return float(np.sqrt((third ** 2).mean())) if third.size else 0.0
-
-
-def rotation_angles_deg(rotations: np.ndarray) -> np.ndarray:
-    """Angles (T-1,) in degrees between consecutive rotations (T, 3, 3)."""
-    rel = np.einsum("tji,tjk->tik", rotations[:-1], rotations[1:])
-    cos = (np.trace(rel, axis1=1, axis2=2) - 1.0) / 2.0
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
-
-
-def flip_rate(rotations: np.ndarray, threshold_deg: float = FLIP_DEG) -> float:
-    """Fraction of frame-to-frame steps whose rotation jumps by more than ``threshold_deg``."""
-    return float((rotation_angles_deg(rotations) > threshold_deg).mean())
-
-
-def frame_from_059(points: np.ndarray) -> np.ndarray:
-    """The peers' wrist frame (3, 3) from landmarks 0, 5, 9 of a right hand (21, 3).
-
-    Plane through the three landmarks (SVD), x from the middle knuckle towards the wrist
-    projected into it, the normal's sign chosen so that z = x × normal points from the middle
-    towards the index knuckle: with 0, 5, 9 nearly on a line the plane, and so the frame, flips.
-    """
-    tri = points[[0, 5, 9]]
-    normal = np.linalg.svd(tri - tri.mean(axis=0))[2][2]
-    x_axis = tri[0] - tri[2]
-    x_axis = x_axis - (x_axis @ normal) * normal
-    x_axis /= np.linalg.norm(x_axis)
-    z_axis = np.cross(x_axis, normal)
-    if z_axis @ (tri[1] - tri[2]) < 0.0:
-        normal, z_axis = -normal, -z_axis
-    return np.column_stack([x_axis, normal, z_axis])
 
 
 # ---------------------------------------------------------------- sequences ------------------
@@ -154,6 +98,27 @@ def real_clip(shapes: np.ndarray, frames: int, seed: int = 0, noise_m: float = 0
         rot = _rotation_xyz(0.5 * np.sin(2 * np.pi * freq * t / FPS + phase))
         out[t] = shape @ rot.T + [0.02, -0.05, 0.45]
     return out + rng.normal(0.0, noise_m, out.shape)
+
+
+def mirror_to_left(keypoints: np.ndarray) -> np.ndarray:
+    """Right-hand keypoints (..., 21, 3) -> a left hand's: x negated (any frame's mirror works:
+    the wrist frame takes the handedness from the keypoints and the side)."""
+    return np.asarray(keypoints) * np.array([-1.0, 1.0, 1.0])
+
+
+def urdf_mirror_mismatch(right, left) -> float:
+    """Largest distance (m) between ``right``'s robot keypoints and ``left``'s reflected across the
+    wrist-link plane (x, y or z = 0) that fits best, both at q = 0 clipped into the limits.
+
+    0 when the two URDFs are mirror images (same joint conventions); the keypoints the two
+    configs both map are compared.
+    """
+    keys = sorted(set(right.options.keypoint_links) & set(left.options.keypoint_links))
+    points = [r.robot_keypoints(r.hand.clip(np.zeros(r.hand.num_joints)))[keys]
+              for r in (right, left)]
+    return min(float(np.linalg.norm(points[0] - points[1] * np.where(np.arange(3) == axis,
+                                                                      -1.0, 1.0), axis=1).max())
+               for axis in range(3))
 
 
 # ---------------------------------------------------------------- running --------------------
@@ -219,11 +184,15 @@ class HandBench:
     """One hand config: sequences, target vectors and metrics shared by all systems."""
 
     def __init__(self, stem: str, sequences: Dict[str, np.ndarray],
-                 truth: Dict[str, np.ndarray]) -> None:
-        from hand_perception.core.retargeting import Retargeter, load_options
+                 truth: Dict[str, np.ndarray], clean: Optional[Dict[str, np.ndarray]] = None,
+                 overrides: Optional[Dict[str, Any]] = None) -> None:
+        """``truth``: true model joints (T, nq) per sequence; ``clean``: its keypoints (T, 21, 3)
+        before the jitter, whose tip vectors are the 'noise-free' targets; ``overrides``: our
+        options changed from the shipped config (the peers' pairs stay the config's)."""
         from hand_perception.core.retargeting.resources import config_dir
         self.stem, self.path = stem, config_dir() / f"{stem}.yaml"
-        self.retargeter = Retargeter(load_options(self.path))
+        self.overrides = dict(overrides or {})
+        self.retargeter = self.ours()
         opt, hand = self.retargeter.options, self.retargeter.hand
         weights = opt.vector_weights or [1.0] * len(opt.vector_pairs)
         self.pairs = [tuple(p) for p, w in zip(opt.vector_pairs, weights) if w == 1.0]
@@ -231,7 +200,13 @@ class HandBench:
         self.ids = [hand.frame_id(opt.keypoint_links[k]) for k in [0] + self.tips]
         self.sequences, self.truth = sequences, truth
         self.human = {k: human_vectors(self.retargeter, v) for k, v in sequences.items()}
+        self.clean = {k: human_vectors(self.retargeter, v) for k, v in (clean or {}).items()}
         self.lower, self.upper = hand.full_limits()
+
+    def ours(self, extra: Optional[Dict[str, Any]] = None):
+        """A fresh ``Retargeter`` of the config with the overrides and ``extra`` options."""
+        from hand_perception.core.retargeting import Retargeter, load_options
+        return Retargeter(load_options(self.path, {**self.overrides, **(extra or {})}))
 
     def peer_arrays(self) -> Dict[str, np.ndarray]:
         """The peers' ``ref_value`` per sequence: pair vectors (T, m, 3), robot root frame."""
@@ -240,17 +215,22 @@ class HandBench:
         return {f"{self.stem}/{k}": (h[:, list(second)] - h[:, list(first)]) @ rot_t
                 for k, h in self.human.items()}
 
+    def _tip_error(self, robot: np.ndarray, human: np.ndarray) -> np.ndarray:
+        """Per-frame error (T,) mm of robot tip vectors (T, f, 3) vs human keypoints' (T, 21, 3)."""
+        target = self.retargeter.scaling * (human[:, self.tips] - human[:, :1])
+        return vector_error(robot, target) * 1e3
+
     def metrics(self, name: str, full_q: np.ndarray, rate: float) -> dict:
         """Fingertip-vector error (mm), limit violations, jerk, solves/s on one sequence."""
         points = fk_points(self.retargeter.hand, full_q, self.ids)
         robot = points[:, 1:] - points[:, :1]
-        human = self.human[name]
-        target = self.retargeter.scaling * (human[:, self.tips] - human[:, :1])
-        err = vector_error(robot, target) * 1e3
+        err = self._tip_error(robot, self.human[name])
         frac, worst = limit_violations(full_q, self.lower, self.upper)
         out = {"err": float(err.mean()), "err_p95": float(np.percentile(err, 95)),
                "viol": 100.0 * frac, "viol_max": worst, "jerk": rms_jerk(full_q, FPS),
                "rate": rate}
+        if name in self.clean:
+            out["err_clean"] = float(self._tip_error(robot, self.clean[name]).mean())
         if name in self.truth:
             gt = fk_points(self.retargeter.hand, self.truth[name], self.ids)
             tip = np.linalg.norm(points[:, 1:] - gt[:, 1:], axis=-1).mean(axis=-1) * 1e3
@@ -270,41 +250,91 @@ def synthetic(stem: str, frames: int) -> Tuple[np.ndarray, np.ndarray]:
     return keypoints, np.array([retargeter.hand.full_q(q) for q in traj])
 
 
-def peer_jobs(bench: HandBench, repeats: int) -> List[dict]:
+def peer_jobs(bench: HandBench, repeats: int, lag: bool = True) -> List[dict]:
+    """Peer runs per sequence, plus dexi-rs with its shipped low-pass (synthetic) if ``lag``."""
     fixed = [v for _, v in sorted(bench.retargeter.options.locked_joints.items())]
     config = str(PEER_DIR / f"{bench.stem}.yml")
+    # dex-retargeting (~100 solves/s) is timed once: a second pass is most of the bench's time
     jobs = [{"peer": p, "config": config, "sequence": f"{bench.stem}/{s}", "alpha": 1.0,
-             "fixed_qpos": fixed, "name": s, "repeats": repeats}
+             "fixed_qpos": fixed, "name": s, "repeats": 1 if p == "dex_retargeting" else repeats}
             for s in bench.sequences for p in PEERS]
+    if not lag:
+        return jobs
     jobs.append({"peer": "dexi_rs", "config": config, "sequence": f"{bench.stem}/synthetic",
                  "alpha": 0.2, "fixed_qpos": fixed, "name": "synthetic", "lag": True,
                  "repeats": repeats})
     return jobs
 
 
-def bench_hand(stem: str, real: np.ndarray, frames: int, with_peers: bool, repeats: int = 1
-               ) -> dict:
-    """Every system on ``stem``'s sequences: {system: {sequence: metrics}} plus lag rows."""
-    from hand_perception.core.retargeting import Retargeter, load_options
-    syn, truth = synthetic(stem, frames)
-    bench = HandBench(stem, {"real": real, "synthetic": syn}, {"synthetic": truth})
-    rows: dict = {"ours": {}}
-    for name, keypoints in bench.sequences.items():
-        rows["ours"][name] = bench.metrics(name, *run_ours(bench.retargeter, keypoints,
-                                                           repeats))
+@dataclasses.dataclass
+class Settings:
+    """How each hand is run: synthetic sequence length, peers or not, timed passes, extra rows
+    of ours (one per ``damping`` regularization; the output filters and the peers' lag row if
+    ``filters``) and ``overrides`` of our options (e.g. ``{"huber_delta": 0.02}``)."""
+
+    synthetic_frames: int = 600
+    with_peers: bool = True
+    repeats: int = 1
+    damping: Sequence[float] = ()
+    filters: bool = True
+    overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def ours_rows(bench: HandBench, settings: Settings) -> dict:
+    """Ours on every sequence, its ``damping`` rows (every sequence, one timed pass) and its
+    output filters (synthetic only)."""
+    rows: dict = {"ours": {name: bench.metrics(name, *run_ours(bench.retargeter, keypoints,
+                                                               settings.repeats))
+                           for name, keypoints in bench.sequences.items()}}
+    for reg in settings.damping:
+        damped = bench.ours({"regularization": reg})
+        rows[f"ours reg={reg:g}"] = {name: bench.metrics(name, *run_ours(damped, keypoints))
+                                     for name, keypoints in bench.sequences.items()}
+    syn = bench.sequences["synthetic"]
     for label, extra in (("ours exp a=0.5", {"smoothing_alpha": 0.5}),
                          ("ours One-Euro", {"smoothing_filter": "one_euro"})):
-        filtered = Retargeter(load_options(bench.path, extra))
-        rows[label] = {"synthetic": bench.metrics("synthetic", *run_ours(filtered, syn,
-                                                                         repeats))}
-    if with_peers:
-        jobs = peer_jobs(bench, repeats)
+        if settings.filters:
+            rows[label] = {"synthetic": bench.metrics("synthetic", *run_ours(
+                bench.ours(extra), syn, settings.repeats))}
+    return rows
+
+
+def bench_hand(stem: str, real: np.ndarray, clean: np.ndarray, settings: Settings) -> dict:
+    """Every system on ``stem``'s sequences: {system: {sequence: metrics}}.
+
+    real: jittered keypoints (T, 21, 3), clean: the same before the jitter (T, 21, 3).
+    """
+    syn, truth = synthetic(stem, settings.synthetic_frames)
+    bench = HandBench(stem, {"real": real, "synthetic": syn}, {"synthetic": truth},
+                      {"real": clean}, settings.overrides)
+    rows = ours_rows(bench, settings)
+    if settings.with_peers:
+        jobs = peer_jobs(bench, settings.repeats, settings.filters)
         for job, out in zip(jobs, run_peers(jobs, bench.peer_arrays())):
             label = "dexi_rs a=0.2" if job.get("lag") else job["peer"]
             full_q = peer_full_q(bench.retargeter.hand, out["names"], out["qpos"])
             rate = len(full_q) / max(out["seconds"], 1e-9)
             rows.setdefault(label, {})[job["name"]] = bench.metrics(job["name"], full_q, rate)
     return rows
+
+
+def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
+    """``["huber_delta=0.02", ...]`` -> ``{"huber_delta": 0.02}`` (values read as YAML)."""
+    import yaml
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def mirror_mismatches(hands: Sequence[str]) -> Dict[str, float]:
+    """``urdf_mirror_mismatch`` (m) of each hand's shipped left and right configs."""
+    from hand_perception.core.retargeting import Retargeter, load_options, shipped_config
+    return {hand: urdf_mirror_mismatch(*(Retargeter(load_options(shipped_config(hand, side)))
+                                         for side in ("right", "left"))) for hand in hands}
 
 
 def flip_rows(real: np.ndarray) -> Dict[str, float]:
@@ -316,70 +346,69 @@ def flip_rows(real: np.ndarray) -> Dict[str, float]:
             "landmarks 0,5,9 (dex-retargeting's construction)": flip_rate(rot_059)}
 
 
-def report(results: Dict[str, dict], flips: Dict[str, float], header: str) -> str:
-    lines = [header, "", "## Real sequence (detector world keypoints, eased motion, 2 mm jitter)",
-             "", "| hand | system | tip-vector err mean / p95 [mm] | limit viol. [% frames] / "
-             "max [rad] | RMS jerk [rad/s³] | solves/s (1 core) |", "|---|---|---|---|---|---|"]
-    for stem, rows in results.items():
-        for system, seqs in rows.items():
-            if "real" in seqs:
-                m = seqs["real"]
-                lines.append(f"| {stem} | {system} | {m['err']:.1f} / {m['err_p95']:.1f} | "
-                             f"{m['viol']:.1f} / {m['viol_max']:.3f} | {m['jerk']:.0f} | "
-                             f"{m['rate']:.0f} |")
-    lines += ["", "## Synthetic sequence (robot FK, ground-truth joints known)", "",
-              "| hand | system | tip err vs truth mean / p99 [mm] | tip-vector err [mm] | "
-              "limit viol. [%] / max [rad] | RMS jerk [rad/s³] | solves/s (1 core) |",
-              "|---|---|---|---|---|---|---|"]
-    for stem, rows in results.items():
-        for system, seqs in rows.items():
-            m = seqs.get("synthetic")
-            if m:
-                lines.append(f"| {stem} | {system} | {m['gt']:.2f} / {m['gt_p99']:.2f} | "
-                             f"{m['err']:.2f} | {m['viol']:.1f} / {m['viol_max']:.3f} | "
-                             f"{m['jerk']:.0f} | {m['rate']:.0f} |")
-    lines += ["", f"## Wrist-frame flips on the real sequence (step > {FLIP_DEG:.0f}°)", "",
-              "| construction | flips [% of frames] |", "|---|---|"]
-    lines += [f"| {name} | {100 * rate:.2f} |" for name, rate in flips.items()]
-    return "\n".join(lines) + "\n" + NOTES
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``main``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hands", nargs="*", default=["allegro", "leap", "shadow", "inspire",
                                                        "ability"])
-    parser.add_argument("--side", default="right", choices=("left", "right"))
+    parser.add_argument("--side", default="both", choices=("left", "right", "both"),
+                        help="left hands get the right-hand sequence mirrored")
+    parser.add_argument("--damping", nargs="*", type=float, default=[3e-4, 1e-3],
+                        help="extra rows of ours with these regularization weights: the jerk / "
+                             "accuracy trade-off")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one of our options on every hand (repeatable), e.g. "
+                             "huber_delta=0.02")
     parser.add_argument("--frames", type=int, default=2000, help="real sequence length")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="real sequence: shape order, sway and jitter")
     parser.add_argument("--synthetic-frames", type=int, default=600)
     parser.add_argument("--cpu", type=int, default=0, help="the one core everything runs on")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--repeats", type=int, default=2,
-                        help="timed passes per system and sequence; the fastest counts")
+                        help="timed passes per system and sequence; the fastest counts "
+                             "(dex-retargeting: one; with --side both the left side gets one "
+                             "pass and no filter, lag or --damping rows)")
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared/data/hands")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir())
                         / "hand_perception_bench" / "retargeting_shapes.npy")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/retargeting.md")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    with_peers = not args.no_peers
-    if with_peers and not PEER_PYTHON.is_file():
+    if not args.no_peers and not PEER_PYTHON.is_file():
         parser.error(f"{PEER_PYTHON} missing: run bash bench/setup_retargeting_peers.sh")
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     shapes = detect_shapes(args.images, args.cache)  # before pinning: the detector is heavy
     os.sched_setaffinity(0, {args.cpu})  # peers inherit it: every solver on the same core
-    real = real_clip(shapes, args.frames)
+    real = real_clip(shapes, args.frames, args.seed)
+    clean = real_clip(shapes, args.frames, args.seed, noise_m=0.0)  # the same, no jitter
+    sides = ("right", "left") if args.side == "both" else (args.side,)
+    first = Settings(args.synthetic_frames, not args.no_peers, args.repeats, args.damping,
+                     True, overrides)
+    later = dataclasses.replace(first, repeats=1, damping=(), filters=False)  # accuracy only
     results = {}
-    for hand in args.hands:
-        stem = f"{hand}_{args.side}"
-        print(f"benchmarking {stem} ...", flush=True)
-        results[stem] = bench_hand(stem, real if args.side == "right" else
-                                   real * [-1.0, 1.0, 1.0], args.synthetic_frames, with_peers,
-                                   args.repeats)
+    for side in sides:
+        mirror = (lambda k: k) if side == "right" else mirror_to_left
+        for hand in args.hands:
+            stem = f"{hand}_{side}"
+            print(f"benchmarking {stem} ...", flush=True)
+            results[stem] = bench_hand(stem, mirror(real), mirror(clean),
+                                       first if side == sides[0] else later)
     command = " ".join(["python bench/bench_retargeting.py"] + list(argv or sys.argv[1:]))
-    header = (f"# Retargeting benchmark\n\n`{command}`"
-              f" — {len(shapes)} real hand shapes, real sequence {args.frames} frames, synthetic "
+    passes = f"dex-retargeting{' and the left side' if len(sides) > 1 else ''}: one"
+    header = (f"# Retargeting benchmark\n\n`{command}` — {len(shapes)} real hand shapes, real "
+              f"sequence {args.frames} frames (seed {args.seed}), synthetic "
               f"{args.synthetic_frames} frames, {FPS:.0f} fps, side {args.side}, everything on "
-              f"CPU {args.cpu}, best of {args.repeats} timed passes; measured "
+              f"CPU {args.cpu}, best of {args.repeats} timed passes ({passes}); measured "
               f"{time.strftime('%Y-%m-%d %H:%M')}.")
-    text = report(results, flip_rows(real), header)
+    text = report(results, flip_rows(real), header, mirror_mismatches(args.hands))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     sys.stdout.write(text)

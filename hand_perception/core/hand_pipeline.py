@@ -8,7 +8,11 @@ Per frame (MediaPipe Hands' tracking scheme, with a real tracker behind it):
    or on every frame in ``static_image_mode``. When the single letterboxed pass finds fewer hands
    than wanted, a tiled pass looks for small hands (core/detection.py); its candidates must be
    confirmed by the landmark presence (``tiled_detection.confirm_presence``).
-2. Landmarks of all ROIs in ONE batched ``HandLandmarker`` call.
+2. Landmarks of all ROIs in ONE batched ``HandLandmarker`` call. In video, a tracking ROI whose
+   hand faded below ``hand_tracker.keep_presence`` is retried once ``retry_roi_scale`` times
+   larger (a fast zoom or shake leaves the last ROI too tight), and a detector ROI must pass a
+   second crop around its own landmarks before it counts (``confirm_new_hands``: hand-like
+   textures pass the palm detector, not the tight crop).
 3. Metric 3D (``HandLifter``): from the aligned depth image when given, else monocular with the
    intrinsics; without intrinsics ``keypoints_3d`` is NaN and ``depth_source`` is ``"none"``.
 4. ``HandTracker``: stable IDs by assignment, handedness with hysteresis (the model's score is
@@ -16,12 +20,9 @@ Per frame (MediaPipe Hands' tracking scheme, with a real tracker behind it):
    Latency of the smoothing (core/filters.py ``one_euro_lag_s``): ``1/(2 pi (min_cutoff + beta
    |v|))``: with config/tracking.yaml's values 159 ms for a hand at rest, 3 ms for 2D keypoints
    moving at 500 px/s and 45 ms for 3D keypoints at 0.5 m/s.
-5. ``wrist_pose`` (Hand.msg): origin keypoint 0 (camera frame, NaN without metric 3D); x from
-   the wrist towards keypoint 9 within the palm plane; z the palm normal pointing out of the
-   palm (least-squares plane over keypoints 0, 5, 9, 13, 17, signed by handedness:
-   ``(index_mcp - wrist) x (pinky_mcp - wrist)`` for a right hand, its negative for a left
-   hand); y = z x x (the pinky side of a right hand). The rotation comes from the smoothed
-   world keypoints, whose axes are the camera's, so it is known even without intrinsics.
+5. ``wrist_pose`` (Hand.msg): origin keypoint 0 (camera frame, NaN without metric 3D), rotation
+   from the smoothed world keypoints (camera axes, so known even without intrinsics) by
+   ``core/wrist_pose.py``: x towards keypoint 9 in the palm plane, z out of the palm.
 """
 from __future__ import annotations
 
@@ -43,10 +44,12 @@ from hand_perception.core.lifting import HandLifter, LiftingOptions, LiftingResu
 from hand_perception.core.models.hand_landmarker import HandLandmarker, HandLandmarkerOptions
 from hand_perception.core.models.palm_detector import (PalmDetector, PalmDetectorOptions,
                                                        check_image)
-from hand_perception.core.models.roi import HandRoi, roi_from_landmarks, roi_from_palm
-from hand_perception.core.options import options_from_mapping, require_int
+from hand_perception.core.models.roi import (HandRoi, overlap_of_smaller, roi_bounding_box,
+                                             roi_from_landmarks, roi_from_palm)
+from hand_perception.core.options import options_from_mapping, require_int, require_range
 from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator, WristFrameOptions
 from hand_perception.core.tracking import HandDetection, HandTracker, HandTrackerOptions
+from hand_perception.core.wrist_pose import wrist_rotation
 
 _LOG = logging.getLogger(__name__)
 TIMING_KEYS = ("detect", "landmark", "track", "lift", "total")
@@ -65,12 +68,16 @@ class HandPipelineOptions:
     ``max_hands`` and ``image_is_mirrored`` are the pipeline's and override the tracker's;
     ``redetect_interval_frames`` > 0 runs the palm detector at least that often (0: only when
     the tracker asks); ``static_image_mode`` runs the detector on every frame and never tracks
-    ROIs (IDs and smoothing still carry over; call ``reset`` between unrelated images)."""
+    ROIs (IDs and smoothing still carry over; call ``reset`` between unrelated images).
+    ``retry_roi_scale`` (> 1, or 0 = off) and ``confirm_new_hands`` are the video-mode steps of
+    the module docstring's step 2."""
 
     max_hands: int = 2
     image_is_mirrored: bool = False
     static_image_mode: bool = False
     redetect_interval_frames: int = 10
+    retry_roi_scale: float = 1.5
+    confirm_new_hands: bool = True
     palm_detector: PalmDetectorOptions = field(default_factory=PalmDetectorOptions)
     hand_landmarker: HandLandmarkerOptions = field(default_factory=HandLandmarkerOptions)
     hand_tracker: HandTrackerOptions = field(default_factory=HandTrackerOptions)
@@ -81,7 +88,9 @@ class HandPipelineOptions:
     def __post_init__(self) -> None:
         require_int("max_hands", self.max_hands, 1)
         require_int("redetect_interval_frames", self.redetect_interval_frames, 0)
-        for name in ("image_is_mirrored", "static_image_mode"):
+        if self.retry_roi_scale != 0:
+            require_range("retry_roi_scale", self.retry_roi_scale, 1.0, 4.0)
+        for name in ("image_is_mirrored", "static_image_mode", "confirm_new_hands"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         for name, cls in _COMPONENTS.items():
@@ -145,41 +154,6 @@ class _Measured:
     lift: LiftingResult
 
 
-def overlap_of_smaller(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection of ``box`` (4,) with each of ``boxes`` (N, 4) (x0, y0, x1, y1 px) over the
-    smaller one's area. A palm's ROI (2.6x the palm) and a tracked hand's ROI (2x the
-    landmarks) of the same hand differ in scale, so their IoU stays near 0.3; one lies mostly
-    inside the other, which this measures."""
-    lo = np.maximum(box[:2], boxes[:, :2])
-    hi = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=1)
-    area = np.prod(box[2:] - box[:2])
-    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return inter / np.maximum(np.minimum(area, areas), 1e-9)
-
-
-def _box_of(roi: HandRoi) -> np.ndarray:
-    corners = roi.corners()
-    return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
-
-
-def wrist_rotation(world_keypoints: np.ndarray, handedness: str,
-                   estimator: WristFrameEstimator) -> np.ndarray:
-    """(3, 3) float64 wrist rotation (columns x, y, z; see the module docstring) from (21, 3)
-    keypoints in camera-parallel axes; NaN when the palm is degenerate and nothing came before."""
-    points = np.asarray(world_keypoints, np.float64)
-    frame = estimator.process_valid(points, handedness) if np.isfinite(points).all() else None
-    if frame is None or not frame.valid:
-        return np.full((3, 3), np.nan)
-    z_axis = frame.rotation[:, 2]
-    towards_middle = points[9] - points[0]
-    x_axis = towards_middle - (towards_middle @ z_axis) * z_axis
-    norm = np.linalg.norm(x_axis)
-    # Wrist-to-middle along the normal (not a real hand): fall back to the MCP-mean direction.
-    x_axis = x_axis / norm if norm > 1e-9 else frame.rotation[:, 0]
-    return np.column_stack([x_axis, np.cross(z_axis, x_axis), z_axis])
-
-
 class HandPipeline:
     """Tracks hands over a stream of frames; not thread-safe (one instance per stream)."""
 
@@ -223,6 +197,7 @@ class HandPipeline:
             timings["detect"] = (time.perf_counter() - tick) * 1e3
         tick = time.perf_counter()
         landmarks = self.landmarker.process(rgb, [r.roi for r in rois])
+        landmarks = self._confirm_new(rgb, rois, self._retry_faded(rgb, rois, landmarks))
         timings["landmark"] = (time.perf_counter() - tick) * 1e3
         tick = time.perf_counter()
         K = None if intrinsics is None else intrinsics.matrix
@@ -275,7 +250,7 @@ class HandPipeline:
     def _tracking_rois(self) -> List[_Roi]:
         if self.options.static_image_mode:
             return []
-        floor = self.options.hand_tracker.min_presence
+        floor = self.options.hand_tracker.keep_presence
         return [_Roi(roi, "track", floor) for roi, _ in self._track_rois.values()]
 
     def _should_detect(self) -> bool:
@@ -293,10 +268,10 @@ class HandPipeline:
                    if presence >= opts.hand_tracker.redetect_presence]
         if opts.static_image_mode:
             healthy = []
-        boxes = np.array([_box_of(r) for r in healthy]).reshape(-1, 4)
+        boxes = np.array([roi_bounding_box(r) for r in healthy]).reshape(-1, 4)
 
         def covered(det) -> bool:
-            box = _box_of(roi_from_palm(det.box, det.keypoints))
+            box = roi_bounding_box(roi_from_palm(det.box, det.keypoints))
             return bool(boxes.size) and float(np.max(overlap_of_smaller(box, boxes))) > _SAME_HAND
 
         tiled = opts.tiled_detection
@@ -317,6 +292,42 @@ class HandPipeline:
                      "tiles" if c.from_tiles else "palm",
                      tiled.confirm_presence if c.from_tiles else opts.hand_tracker.min_presence)
                 for c in palms]
+
+    def _retry_faded(self, rgb: np.ndarray, rois: List[_Roi], landmarks):
+        """Give each tracking ROI whose hand faded below its presence floor one more landmark
+        run on a ROI ``retry_roi_scale`` times larger: after a fast zoom, turn or shake the last
+        frame's landmarks give a ROI that cuts the hand off, and the detector often misses the
+        same hand for many frames (bench/eval_hand_tracking.py, shake)."""
+        scale = self.options.retry_roi_scale
+        faded = [k for k, r in enumerate(rois)
+                 if r.source == "track" and landmarks.presence[k] < r.min_presence]
+        if scale <= 1.0 or not faded:
+            return landmarks
+        retry = self.landmarker.process(rgb, [dataclasses.replace(
+            rois[k].roi, width=rois[k].roi.width * scale, height=rois[k].roi.height * scale)
+            for k in faded])
+        for i, k in enumerate(faded):
+            if retry.presence[i] > landmarks.presence[k]:
+                for name in ("keypoints", "presence", "handedness", "world_keypoints"):
+                    getattr(landmarks, name)[k] = getattr(retry, name)[i]
+                landmarks.rois[k] = retry.rois[i]
+        return landmarks
+
+    def _confirm_new(self, rgb: np.ndarray, rois: List[_Roi], landmarks):
+        """In video, re-crop each detector ROI that passed its presence floor around its own
+        landmarks (the ROI the next frame's tracking would use) and keep the lower presence of
+        the two. Hand-like textures pass the palm detector and its loose ROI but not the tight
+        crop (a sign on a wall: 0.5-0.8, then 0.0-0.4; bench/eval_hand_tracking.py negatives);
+        real hands pass both. Costs one landmark crop per new hand."""
+        if self.options.static_image_mode or not self.options.confirm_new_hands:
+            return landmarks
+        new = [k for k, r in enumerate(rois)
+               if r.source != "track" and landmarks.presence[k] >= r.min_presence]
+        if new:
+            again = self.landmarker.process(
+                rgb, [roi_from_landmarks(landmarks.keypoints[k]) for k in new])
+            landmarks.presence[new] = np.minimum(landmarks.presence[new], again.presence)
+        return landmarks
 
     def _measure(self, landmarks, k: int, K: Optional[np.ndarray],
                  depth_m: Optional[np.ndarray]) -> _Measured:

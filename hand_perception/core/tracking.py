@@ -7,7 +7,9 @@ creates tracks for unmatched detections (IDs increase monotonically and are neve
 tracks after ``max_missed_frames`` frames without a match, and tells the pipeline whether the palm
 detector must run on the next frame (``detector_needed``: fewer healthy tracks than ``max_hands``,
 where a track is unhealthy if it was missed this frame or its presence is below
-``redetect_presence``). Detections below ``min_presence`` are ignored.
+``redetect_presence``). A new track needs a detection of at least ``min_presence``; a live track
+is kept up by detections down to ``keep_presence`` (hysteresis: a hand whose presence dips for a
+frame, e.g. small or blurred, is not dropped and re-detected). Detections below are ignored.
 
 Handedness: the model's score assumes a mirrored (selfie) image. The output label is the person's
 anatomical hand, so for a non-mirrored camera (``image_is_mirrored=False``, the usual robot case)
@@ -80,6 +82,7 @@ class HandTrackerOptions:
     max_hands: int = 2
     max_missed_frames: int = 5
     min_presence: float = 0.5
+    keep_presence: float = 0.3
     redetect_presence: float = 0.7
     max_match_cost: float = 0.5
     duplicate_cost: float = 0.15
@@ -102,12 +105,15 @@ class HandTrackerOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1")
-        for name in ("min_presence", "redetect_presence", "handedness_ema_alpha",
+        for name in ("min_presence", "keep_presence", "redetect_presence", "handedness_ema_alpha",
                      "handedness_margin",
                      "occluded_confidence_factor", "visibility_threshold"):
             require_range(name, getattr(self, name), 0.0, 1.0)
         for name in ("max_match_cost", "duplicate_cost", "edge_margin_px", "occlusion_tolerance_m"):
             require_range(name, getattr(self, name), 1e-9)
+        if self.keep_presence > self.min_presence:
+            raise ValueError(f"keep_presence={self.keep_presence!r} must not exceed "
+                             f"min_presence={self.min_presence!r}")
         for name in ("use_velocity_prediction", "image_is_mirrored"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -245,7 +251,7 @@ class HandTracker:
             raise ValueError(f"image_size must be (width, height) > 0, got {image_size!r}")
         self._stamp = stamp_s
         dets = self._suppress_duplicates(
-            [d for d in detections if d.presence >= self.options.min_presence])
+            [d for d in detections if d.presence >= self.options.keep_presence])
         pairs, unmatched = self._assign(dets, stamp_s)
         hands = [self._update(track, dets[j], stamp_s, image_size, False) for track, j in pairs]
         matched_ids = {t.track_id for t, _ in pairs}
@@ -294,6 +300,8 @@ class HandTracker:
         matched = [all_dets[j].keypoints_2d for _, j in pairs]
         born = []
         for det in sorted(dets, key=lambda d: -d.presence):
+            if det.presence < self.options.min_presence:
+                break  # sorted: the rest may only keep a live track up, not start one
             if any(match_cost(det.keypoints_2d, kp) <= self.options.max_match_cost
                    for kp in matched):
                 continue  # overlaps a hand already tracked this frame: not a new hand

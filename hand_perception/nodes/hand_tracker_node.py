@@ -57,7 +57,9 @@ def pipeline_options_with(options, params: dict):
     if params["min_detection_score"] >= 0.0:
         detector = replace(detector, min_score=params["min_detection_score"])
     if params["min_presence_score"] >= 0.0:
-        tracker = replace(tracker, min_presence=params["min_presence_score"])
+        presence = params["min_presence_score"]  # keep_presence may not exceed it
+        tracker = replace(tracker, min_presence=presence,
+                          keep_presence=min(tracker.keep_presence, presence))
     providers = PROVIDERS[params["providers"]]
     if providers is not None:
         detector, landmarker = (replace(detector, providers=providers),

@@ -55,3 +55,28 @@ def test_frame_from_059_is_a_right_handed_frame_and_flips_when_collinear():
     tilted[5] = [0.08, 0.0, 0.0001]
     angle = rotation_angles_deg(np.array([frame_from_059(line), frame_from_059(tilted)]))[0]
     assert angle > 60.0
+
+
+def test_mirror_to_left_negates_x_only():
+    from bench.bench_retargeting import mirror_to_left
+    points = np.arange(2 * 21 * 3, dtype=float).reshape(2, 21, 3)
+    mirrored = mirror_to_left(points)
+    np.testing.assert_array_equal(mirrored[..., 0], -points[..., 0])
+    np.testing.assert_array_equal(mirrored[..., 1:], points[..., 1:])
+
+
+def test_urdf_mirror_mismatch_zero_for_mirrored_urdfs_only():
+    pytest.importorskip("pinocchio")
+    pytest.importorskip("dexi_rs")
+    from bench.bench_retargeting import mirror_mismatches
+    mismatch = mirror_mismatches(["ability", "leap"])
+    assert mismatch["ability"] < 1e-9  # the dexi-rs left URDF is the right one mirrored
+    assert mismatch["leap"] > 0.02  # its left fingers sit ~3 cm further from the thumb
+
+
+def test_parse_overrides_reads_yaml_values_and_names_bad_items():
+    from bench.bench_retargeting import parse_overrides
+    assert parse_overrides(["huber_delta=0.02", "warm_start=previous"]) == {
+        "huber_delta": 0.02, "warm_start": "previous"}
+    with pytest.raises(ValueError, match="huber_delta"):
+        parse_overrides(["huber_delta"])

@@ -16,11 +16,11 @@ cv2 = pytest.importorskip("cv2")
 
 from hand_perception.core.camera import CameraIntrinsics  # noqa: E402
 from hand_perception.core.hand_pipeline import (TIMING_KEYS, HandPipeline,  # noqa: E402
-                                                HandPipelineOptions, load_pipeline_options,
-                                                wrist_rotation)
+                                                HandPipelineOptions, load_pipeline_options)
 from hand_perception.core.models import runtime  # noqa: E402
 from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator  # noqa: E402
 from hand_perception.core.synthetic import hand_skeleton, rotation_xyz  # noqa: E402
+from hand_perception.core.wrist_pose import wrist_rotation  # noqa: E402
 
 GT_SETS = (("freihand", "test_freihand.json"), ("onehand10k", "test_onehand10k.json"))
 

@@ -112,7 +112,13 @@ def test_bad_keypoints_raise_value_error(bad):
                                            ({"vector_pairs": [[0, 19]]}, "vector_pairs"),
                                            ({"colour": 1}, "colour"),
                                            ({"arm_from_camera": [[1, 0], [0, 1]]},
-                                            "arm_from_camera")])
+                                            "arm_from_camera"),
+                                           ({"palm_offsets": {8: [0.0, 0.0, 0.01]}},
+                                            "palm_offsets"),
+                                           ({"palm_offsets": {5: [0.0, 0.01]}}, "palm_offsets"),
+                                           ({"palm_offsets": {5: [0.0, 0.0, 0.01]},
+                                             "vector_pairs": [[0, 5]], "vector_weights": []},
+                                            "palm_offsets")])
 def test_bad_options_name_the_value(override, word):
     with pytest.raises((ValueError, TypeError), match=word):
         load_options(shipped_config("leap", "right"), override)
@@ -177,3 +183,45 @@ def test_user_urdf_relative_to_yaml(tmp_path):
     (tmp_path / "my_hand.yaml").write_text(text)
     assert isinstance(load_options(tmp_path / "my_hand.yaml"), RetargetingOptions)
     assert Retargeter(load_options(tmp_path / "my_hand.yaml")).hand.num_joints == 6
+
+
+@pytest.mark.parametrize("hand", ["ability", "shadow"])  # left URDFs = mirrored right ones
+def test_left_hand_on_mirrored_keypoints_matches_right_hand(hand):
+    """Left = right mirrored (camera x negated): same joints, same cost, frame after frame.
+
+    The keypoints are off the robot's reach (scaled, noisy), so every term pulls: a handedness
+    mistake in the wrist frame or the robot's palm rotation changes the solution.
+    """
+    right = Retargeter(load_options(shipped_config(hand, "right")))
+    left = Retargeter(load_options(shipped_config(hand, "left")))
+    assert left.hand.joint_names == right.hand.joint_names
+    rng = np.random.default_rng(5)
+    rot = _rotation(rng)
+    start, end = (right.robot_keypoints(_target_q(right, rng)) for _ in range(2))
+    mirror = np.array([-1.0, 1.0, 1.0])
+    for s in np.linspace(0.0, 1.0, 6):
+        human = ((1 - s) * start + s * end) @ rot.T / 1.1 + rng.normal(0.0, 0.004, (21, 3))
+        human += [0.05, -0.02, 0.5]
+        got_r, got_l = right.process(human), left.process(human * mirror)
+        np.testing.assert_allclose(got_l.qpos, got_r.qpos, atol=1e-6)
+        assert got_l.cost == pytest.approx(got_r.cost, rel=1e-6, abs=1e-12)
+        assert got_r.cost > 1e-5  # really off the robot's reach
+
+
+def _angle_deg(a, b):
+    return float(np.degrees(np.arccos(np.clip((np.trace(a.T @ b) - 1.0) / 2.0, -1.0, 1.0))))
+
+
+def test_leap_knuckles_on_the_finger_mid_plane_give_mirrored_palm_frames():
+    """LEAP's knuckle links sit 14.5 mm beside the finger (right: thumb side, left: far side);
+    ``palm_offsets`` moves the knuckles onto the line of the fingertips, which brings the left
+    palm frame to within 8° of the mirrored right one (20° without)."""
+    frames = {}
+    for side in ("right", "left"):
+        retargeter = Retargeter(load_options(shipped_config("leap", side)))
+        keypoints = retargeter.robot_keypoints(retargeter.hand.clip(np.zeros(16)))
+        np.testing.assert_allclose(keypoints[[5, 9, 13], 1], keypoints[[8, 12, 16], 1],
+                                   atol=2e-3)  # q = 0: straight fingers along the wrist z axis
+        frames[side] = retargeter.wrist_rotation
+    mirror = np.diag([1.0, -1.0, 1.0])  # the thumbs are at +y / -y of the wrist link
+    assert _angle_deg(mirror @ frames["right"] @ mirror, frames["left"]) < 8.0

@@ -117,8 +117,8 @@ def test_detector_needed_logic():
     assert not res.detector_needed and res.redetect_ids == []
     res = tr.process([_det(-0.15, presence=0.6), _det(0.15)], 0.066, SIZE)
     assert res.detector_needed and res.redetect_ids == [1]  # presence dropped on track 1
-    res = tr.process([_det(-0.15, presence=0.3), _det(0.15)], 0.1, SIZE)
-    assert res.detector_needed and res.coasting_ids == [1]  # below min_presence: ignored
+    res = tr.process([_det(-0.15, presence=0.2), _det(0.15)], 0.1, SIZE)
+    assert res.detector_needed and res.coasting_ids == [1]  # below keep_presence: ignored
     one = HandTracker(HandTrackerOptions(max_hands=1))
     assert not one.process([_det(0.0)], 0.0, SIZE).detector_needed
 
@@ -209,3 +209,21 @@ def test_config_file_loads():
     assert isinstance(opts.filter_2d, OneEuroOptions) and isinstance(opts.filter_3d, OneEuroOptions)
     from hand_perception.core.lifting import LiftingOptions
     assert isinstance(options_from_yaml(LiftingOptions, path, "hand_lifter"), LiftingOptions)
+
+
+def test_presence_hysteresis_keeps_a_live_track_but_starts_none():
+    tr = HandTracker(HandTrackerOptions(min_presence=0.5, keep_presence=0.3))
+    assert tr.process([_det(0.0, presence=0.4)], 0.0, SIZE).hands == []  # too weak to start
+    first = tr.process([_det(0.0, presence=0.9)], 0.033, SIZE).hands[0].track_id
+    dipped = tr.process([_det(0.002, presence=0.4)], 0.066, SIZE).hands
+    assert [h.track_id for h in dipped] == [first]  # a dip to 0.4 keeps the track
+    assert tr.process([_det(0.004, presence=0.2)], 0.1, SIZE).hands == []  # below keep: missed
+    # A second, weak hand elsewhere never starts a track while the first is kept up.
+    res = tr.process([_det(0.006, presence=0.45), _det(-0.2, presence=0.45)], 0.133, SIZE)
+    assert [h.track_id for h in res.hands] == [first]
+
+
+def test_keep_presence_may_not_exceed_min_presence():
+    with pytest.raises(ValueError, match="keep_presence"):
+        HandTrackerOptions(min_presence=0.5, keep_presence=0.6)
+    HandTrackerOptions(min_presence=0.5, keep_presence=0.5)  # no hysteresis is allowed

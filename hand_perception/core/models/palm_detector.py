@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from hand_perception.core.models import runtime
-from hand_perception.core.options import require_int, require_range
+from hand_perception.core.options import require_choice, require_int, require_range
 
 _LOG = logging.getLogger(__name__)
 
@@ -24,6 +24,8 @@ NUM_PALM_KEYPOINTS = 7
 #: and 2 anchors each; layers of equal stride share one grid, hence 6 anchors per 16-px cell.
 ANCHOR_LAYERS: Tuple[Tuple[int, int], ...] = ((8, 2), (16, 6))
 SCORE_CLIP = 100.0
+#: How a frame shrinks to the detector input (see ``letterbox``).
+RESAMPLING: Tuple[str, ...] = ("area", "mediapipe")
 
 
 @dataclass
@@ -37,8 +39,10 @@ class PalmDetectorOptions:
     providers: Tuple[str, ...] = ("tensorrt", "cuda", "cpu")
     num_threads: int = 0  # intra-op threads, 0: onnxruntime default
     max_batch: int = 4  # TensorRT profile bound
+    resampling: str = "area"  # how the frame shrinks to 192x192: "area" or "mediapipe"
 
     def __post_init__(self) -> None:
+        require_choice("resampling", self.resampling, RESAMPLING)
         require_range("min_score", self.min_score, 0.0, 1.0)
         require_range("nms_iou", self.nms_iou, 0.0, 1.0)
         require_int("max_detections", self.max_detections, 0)
@@ -126,12 +130,25 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray,
     return kept
 
 
-def letterbox(image: np.ndarray) -> Tuple[np.ndarray, Tuple[float, float, float, float]]:
+def letterbox(image: np.ndarray, resampling: str = "area"
+              ) -> Tuple[np.ndarray, Tuple[float, float, float, float]]:
     """Letterbox an RGB uint8 image to ``(192, 192, 3)`` float32 in [0, 1] (centred, zero pad).
 
+    ``resampling``: ``"area"`` averages the pixels each input cell covers (no aliasing when a
+    large frame shrinks ~3x); ``"mediapipe"`` samples bilinearly at MediaPipe's grid (its
+    ImageToTensor maps the square ROI's corners onto the tensor's corners), which reproduces
+    MediaPipe's detections frame for frame (bench/eval_hand_tracking.py; see README).
     Returns the tensor and (scale_x, scale_y, pad_x, pad_y): input px = image px * scale + pad.
     """
     height, width = image.shape[:2]
+    if resampling == "mediapipe":
+        side = max(height, width)
+        scale = INPUT_SIZE / side
+        pad_x, pad_y = (side - width) / 2 * scale, (side - height) / 2 * scale
+        matrix = np.array([[scale, 0.0, pad_x], [0.0, scale, pad_y]])
+        tensor = cv2.warpAffine(image, matrix, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT).astype(np.float32) / 255.0
+        return tensor, (scale, scale, pad_x, pad_y)
     scale = INPUT_SIZE / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     # INTER_AREA avoids aliasing when shrinking large frames; linear when enlarging.
@@ -180,7 +197,8 @@ class PalmDetector:
             return []
         for k, image in enumerate(images):
             check_image(image, f"images[{k}]")
-        tensors, transforms = zip(*(letterbox(image) for image in images))
+        tensors, transforms = zip(*(letterbox(image, self.options.resampling)
+                                    for image in images))
         regressors, logits = self.run_raw(np.stack(tensors))
         return [self._postprocess(regressors[k], logits[k, :, 0], transforms[k])
                 for k in range(len(images))]

@@ -29,7 +29,7 @@ _LOG = logging.getLogger(__name__)
 
 WHEEL_REQUIREMENT = "mediapipe==0.10.14"
 WHEEL_PLATFORM = "manylinux_2_17_x86_64"
-CONVERTER_VERSION = 1  # bump when tflite_to_onnx changes its output
+CONVERTER_VERSION = 2  # bump when tflite_to_onnx changes its output
 MANIFEST = "manifest.json"
 VERIFY_TOLERANCE = 1e-3
 # name -> (member in the wheel, sha256 of the member, ONNX output names in TFLite order)

@@ -125,3 +125,22 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a ``(2, 3)`` affine to ``(..., 2)`` points; returns float64 ``(..., 2)``."""
     points = np.asarray(points, np.float64)
     return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def overlap_of_smaller(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection of ``box`` (4,) with each of ``boxes`` (N, 4) (x0, y0, x1, y1 px) over the
+    smaller one's area. A palm's ROI (2.6x the palm) and a tracked hand's ROI (2x the
+    landmarks) of the same hand differ in scale, so their IoU stays near 0.3; one lies mostly
+    inside the other, which this measures."""
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(np.minimum(area, areas), 1e-9)
+
+
+def roi_bounding_box(roi: HandRoi) -> np.ndarray:
+    """``(4,)`` float64 axis-aligned bounds x0, y0, x1, y1 (px) of a rotated ROI."""
+    corners = roi.corners()
+    return np.concatenate([corners.min(axis=0), corners.max(axis=0)])

@@ -217,10 +217,26 @@ class _Converter:
 
     def _prelu(self, op) -> None:
         ins = op.InputsAsNumpy()
+        x, out = self.name(ins[0]), self.name(op.OutputsAsNumpy()[0])
         alpha = self.weight(ins[1], "prelu alpha").astype(np.float32)
-        alpha = self.nhwc_const(alpha, len(self.shape(ins[0])))
-        self.node("PRelu", [self.name(ins[0]), self.add_init(alpha, "alpha")],
-                  [self.name(op.OutputsAsNumpy()[0])])
+        shape = self.shape(ins[0])
+        if len(shape) != 4 or alpha.size != shape[-1]:  # not one slope per channel
+            alpha = self.nhwc_const(alpha, len(shape))
+            self.node("PRelu", [x, self.add_init(alpha, "alpha")], [out])
+            return
+        # PRelu(x) = relu(x) (1 - a) + x a, the two products as 1x1 depthwise convolutions.
+        # ONNX Runtime's CPU PRelu broadcasts a per-channel slope slowly and is not in its
+        # blocked (NCHWc) conv layout: its profiler put PRelu at 5.7 of the palm detector's
+        # 16 ms, plus 2.4 ms of layout reorders around it.
+        slope = alpha.reshape(-1, 1, 1, 1)
+        channels = slope.shape[0]
+        relu, positive, linear = self.tmp("relu"), self.tmp("pos"), self.tmp("lin")
+        self.node("Relu", [x], [relu])
+        self.node("Conv", [relu, self.add_init(1.0 - slope, "w")], [positive], group=channels,
+                  kernel_shape=[1, 1])
+        self.node("Conv", [x, self.add_init(slope, "w")], [linear], group=channels,
+                  kernel_shape=[1, 1])
+        self.node("Add", [positive, linear], [out])
 
     def _maxpool(self, op) -> None:
         opts = _options(op, tflite.Pool2DOptions)

@@ -16,6 +16,7 @@ OBJECTIVES = ("vector", "dexpilot", "position")
 WARM_STARTS = ("constant_velocity", "previous")
 SMOOTHING_FILTERS = ("exponential", "one_euro")
 SECTION = "retargeting"
+PALM_KNUCKLES = (5, 9, 13, 17)
 
 
 def _quat_xyzw_to_matrix(name: str, quat: Any) -> np.ndarray:
@@ -67,6 +68,10 @@ class RetargetingOptions:
         separation_weight: DexPilot finger-finger target when two fingers pinch the thumb together.
     huber_delta: pair residuals longer than this (m, robot scale) count linearly (Huber), so
         unreachable pairs weigh less; 0 = plain least squares.
+    palm_offsets: palm keypoint (5, 9, 13 or 17) -> [x, y, z] m in its link's own frame: the
+        point that plays the knuckle when the link origin sits beside the finger (LEAP's servo
+        frames). It sets the robot's palm frame (and robot keypoints); such a keypoint may not
+        appear in vector_pairs.
     tolerance / relative_tolerance: stop when the predicted cost decrease is below tolerance (m²)
         or relative_tolerance × the cost (0.3 %: on real, unreachable poses Gauss-Newton converges
         linearly and the last iterations move fingertips by a fraction of a millimetre).
@@ -103,6 +108,7 @@ class RetargetingOptions:
     tolerance: float = 1e-9
     relative_tolerance: float = 3e-3
     huber_delta: float = 0.0
+    palm_offsets: Dict[int, List[float]] = dataclasses.field(default_factory=dict)
     warm_start: str = "constant_velocity"
     cold_start_seeds: int = 5
     recovery_cost_ratio: float = 4.0
@@ -171,6 +177,22 @@ class RetargetingOptions:
                              f"[0, 1000] per vector_pairs entry ({len(self.vector_pairs)})")
         if not isinstance(self.fingertip_links, list) or not self.fingertip_links:
             raise ValueError(f"fingertip_links={self.fingertip_links!r} must be a non-empty list")
+        self._check_palm_offsets()
+
+    def _check_palm_offsets(self) -> None:
+        offsets = self.palm_offsets
+        if not isinstance(offsets, dict):
+            raise ValueError(f"palm_offsets={offsets!r} must map palm keypoints to [x, y, z]")
+        paired = {k for pair in self.vector_pairs for k in pair}
+        for key, offset in offsets.items():
+            if key not in PALM_KNUCKLES or key not in self.keypoint_links or key in paired:
+                raise ValueError(f"palm_offsets key {key!r} must be a knuckle {PALM_KNUCKLES} of "
+                                 f"keypoint_links that no vector_pairs entry uses")
+            value = np.asarray(offset, dtype=float) if isinstance(offset, (list, tuple)) else None
+            if value is None or value.shape != (3,) or not np.isfinite(value).all() or np.abs(
+                    value).max() > 0.1:
+                raise ValueError(f"palm_offsets[{key}]={offset!r} must be 3 numbers within "
+                                 f"0.1 m")
 
     def wrist_rotation(self) -> Optional[np.ndarray]:
         """The configured palm-frame -> wrist-link rotation (3, 3), or None for automatic."""

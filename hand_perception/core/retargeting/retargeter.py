@@ -63,6 +63,9 @@ class Retargeter:
             self.hand.frame_id(link, "keypoint_links/fingertip_links entry")
         self._kp_keys = sorted(options.keypoint_links)
         self._kp_ids = [self.hand.frame_id(options.keypoint_links[k]) for k in self._kp_keys]
+        offsets = options.palm_offsets
+        self._kp_offsets = np.array([offsets.get(k, [0.0] * 3) for k in self._kp_keys],
+                                    dtype=float) if offsets else None
         self._tip_ids = [self.hand.frame_id(n) for n in options.fingertip_links]
         used = sorted({k for pair in self._objective_pairs() for k in pair})
         # The solver only evaluates the links its objective uses (Jacobians are the hot path).
@@ -105,7 +108,7 @@ class Retargeter:
         synthetic data from robot FK is complete; they are never used as targets.
         """
         points = np.full((NUM_KEYPOINTS, 3), np.nan)
-        points[self._kp_keys] = self.hand.positions(q, self._kp_ids)
+        points[self._kp_keys] = self.hand.positions(q, self._kp_ids, self._kp_offsets)
         for fingers in (("index", "middle", "ring", "pinky"), ("pinky", "ring", "middle", "index")):
             for prev2, prev, name in zip(fingers, fingers[1:], fingers[2:]):
                 chain, c1, c2 = FINGERS[name], FINGERS[prev], FINGERS[prev2]
@@ -126,7 +129,8 @@ class Retargeter:
     def robot_bone_lengths(self) -> Dict[Tuple[int, int], float]:
         """Lengths (m) of the human bones whose robot counterpart is rigid (pose-independent)."""
         hand = self.hand
-        poses = [hand.positions(q, self._kp_ids) for q in (hand.lower, hand.neutral(), hand.upper)]
+        poses = [hand.positions(q, self._kp_ids, self._kp_offsets)
+                 for q in (hand.lower, hand.neutral(), hand.upper)]
         index = {k: i for i, k in enumerate(self._kp_keys)}
         lengths = {}
         for a, b in BONES:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -145,10 +145,17 @@ class RobotHand:
             raise ValueError(f"{what}={name!r} is not a link of {self.urdf_path}; links: {links}")
         return self.model.getFrameId(name)
 
-    def positions(self, q: np.ndarray, frame_ids: Sequence[int]) -> np.ndarray:
-        """Origins of ``frame_ids`` at joints ``q`` (n,): float64 (k, 3) m, wrist-link frame."""
+    def positions(self, q: np.ndarray, frame_ids: Sequence[int],
+                  offsets: Optional[np.ndarray] = None) -> np.ndarray:
+        """Origins of ``frame_ids`` at joints ``q`` (n,): float64 (k, 3) m, wrist-link frame.
+
+        offsets: float64 (k, 3) m, a point per frame in that frame's own axes (None = origins).
+        """
         pin.framesForwardKinematics(self.model, self.data, self.full_q(q))
         oMf = self.data.oMf
         # .homogeneous is the cheapest per-frame read-out from Python (one 4x4 copy).
-        world = np.array([oMf[f].homogeneous for f in frame_ids]).reshape(-1, 4, 4)[:, :3, 3]
+        poses = np.array([oMf[f].homogeneous for f in frame_ids]).reshape(-1, 4, 4)
+        world = poses[:, :3, 3]
+        if offsets is not None:
+            world = world + np.einsum("kij,kj->ki", poses[:, :3, :3], offsets)
         return (world - self._wrist_pos) @ self._wrist_rot_t.T

@@ -1,0 +1,114 @@
+"""HandPipeline's recovery and rejection steps on real photos: the retry of a faded tracking ROI
+after a fast zoom, the confirmation crop that keeps a hand-like wall sign from starting a track,
+and MediaPipe's detector-input sampling.
+
+Needs the prepared models (skips without them), ../shared/data/hands and the bus.jpg sample.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from hand_perception.core.hand_pipeline import HandPipeline, HandPipelineOptions  # noqa: E402
+from hand_perception.core.hand_pipeline import load_pipeline_options  # noqa: E402
+from hand_perception.core.models import runtime  # noqa: E402
+from hand_perception.core.models.palm_detector import (INPUT_SIZE, PalmDetectorOptions,  # noqa: E402
+                                                       letterbox)
+
+#: Photos whose hand is tracked at 200 px on a 640x480 canvas (checked: the detector finds them).
+TRACKED_PHOTOS = ("freihand/00000355.jpg", "freihand/00017620.jpg", "freihand/00115300.jpg",
+                  "onehand10k/33.jpg")
+
+
+@pytest.fixture(scope="module")
+def video_options() -> HandPipelineOptions:
+    try:
+        model_dir = str(runtime.resolve_model_dir())
+    except runtime.ModelsNotFoundError as err:
+        pytest.skip(f"prepared models missing: {err}")
+    options = load_pipeline_options()
+    return dataclasses.replace(
+        options, static_image_mode=False,
+        palm_detector=dataclasses.replace(options.palm_detector, model_dir=model_dir,
+                                          providers=("cpu",)),
+        hand_landmarker=dataclasses.replace(options.hand_landmarker, model_dir=model_dir,
+                                            providers=("cpu",)))
+
+
+def on_canvas(rgb: np.ndarray, long_side_px: float, canvas=(640, 480)) -> np.ndarray:
+    """``rgb`` scaled so its longer side is ``long_side_px``, centred on a grey canvas."""
+    scale = long_side_px / max(rgb.shape[:2])
+    matrix = np.array([[scale, 0, canvas[0] / 2 - scale * rgb.shape[1] / 2],
+                       [0, scale, canvas[1] / 2 - scale * rgb.shape[0] / 2]])
+    return cv2.warpAffine(rgb, matrix, canvas, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(114, 114, 114))
+
+
+def hands_per_frame(pipeline: HandPipeline, frames) -> list:
+    return [len(pipeline.process(frame, k / 30.0).hands) for k, frame in enumerate(frames)]
+
+
+def test_a_faded_tracking_roi_is_retried_larger_after_a_fast_zoom(video_options,
+                                                                    shared_hands_dir) -> None:
+    """Two frames at 200 px, then the hand 1.8x larger in one frame: the last ROI cuts it off.
+    The detector does not run on that frame (the track was healthy), so only the retry finds it."""
+    kept, lost_without_retry = 0, 0
+    for rel in TRACKED_PHOTOS:
+        rgb = cv2.cvtColor(cv2.imread(str(Path(shared_hands_dir) / rel)), cv2.COLOR_BGR2RGB)
+        frames = [on_canvas(rgb, 200), on_canvas(rgb, 200), on_canvas(rgb, 360)]
+        with_retry = hands_per_frame(HandPipeline(video_options), frames)
+        without = hands_per_frame(
+            HandPipeline(dataclasses.replace(video_options, retry_roi_scale=0.0)), frames)
+        assert with_retry[:2] == [1, 1] and without[:2] == [1, 1], (rel, with_retry, without)
+        kept += with_retry[2]
+        lost_without_retry += 1 - without[2]
+    assert kept == len(TRACKED_PHOTOS)
+    assert lost_without_retry >= 2  # the retry is what keeps them (measured: 3 of 4 lost)
+
+
+def test_a_hand_like_wall_sign_starts_no_track_in_video(video_options) -> None:
+    """bus.jpg's top (no people) panned over 60 frames: a sign scores 0.6-0.8 at the palm detector and passes
+    the landmark presence on the palm's loose ROI in some frames; the confirmation crop around
+    its own landmarks rejects it."""
+    from hand_perception.paths import sample_path
+
+    try:
+        bus = cv2.cvtColor(cv2.imread(str(sample_path("bus.jpg"))), cv2.COLOR_BGR2RGB)[:380]
+    except ValueError as err:
+        pytest.skip(str(err))
+    scale = 1.3 * max(640 / bus.shape[1], 480 / bus.shape[0])
+    frames = []
+    for shift in np.linspace(0.0, 2 * np.pi, 60):
+        matrix = cv2.getRotationMatrix2D((bus.shape[1] / 2, bus.shape[0] / 2),
+                                         5 * np.sin(shift), scale)
+        matrix[:, 2] += np.array([320 + 40 * np.sin(shift), 240]) - [bus.shape[1] / 2,
+                                                                    bus.shape[0] / 2]
+        frames.append(cv2.warpAffine(bus, matrix, (640, 480)))
+    confirmed = sum(hands_per_frame(HandPipeline(video_options), frames))
+    unconfirmed = sum(hands_per_frame(
+        HandPipeline(dataclasses.replace(video_options, confirm_new_hands=False)), frames))
+    # Measured: 23 hand-frames without the confirmation, 6 with it (MediaPipe: 6).
+    assert unconfirmed >= 12, unconfirmed  # the sign does fool the detector and the loose crop
+    assert 2 * confirmed < unconfirmed, (confirmed, unconfirmed)
+
+
+def test_mediapipe_resampling_maps_the_frame_like_the_area_letterbox() -> None:
+    """Both samplings place the frame at the same scale and padding (so detections map back
+    alike); they differ only in how pixels are interpolated."""
+    rng = np.random.default_rng(1)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3)).astype(np.uint8), (0, 0), 4)
+    area, (sx, sy, px, py) = letterbox(image, "area")
+    bilinear, (mx, my, qx, qy) = letterbox(image, "mediapipe")
+    assert bilinear.shape == area.shape == (INPUT_SIZE, INPUT_SIZE, 3)
+    assert bilinear.dtype == np.float32 and 0.0 <= bilinear.min() and bilinear.max() <= 1.0
+    assert np.allclose([sx, sy, px, py], [mx, my, qx, qy], atol=1e-6)
+    inside = slice(int(py) + 2, int(py + 480 * sy) - 2)
+    assert np.abs(area[inside] - bilinear[inside]).mean() < 0.02  # same picture, smooth input
+    assert np.all(bilinear[:int(py) - 1] == 0) and np.all(bilinear[int(py + 480 * sy) + 1:] == 0)
+    with pytest.raises(ValueError, match="resampling"):
+        PalmDetectorOptions(resampling="cubic")

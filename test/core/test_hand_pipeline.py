@@ -17,7 +17,6 @@ cv2 = pytest.importorskip("cv2")
 from hand_perception.core.camera import CameraIntrinsics  # noqa: E402
 from hand_perception.core.hand_pipeline import (TIMING_KEYS, HandPipeline,  # noqa: E402
                                                 HandPipelineOptions, load_pipeline_options)
-from hand_perception.core.models import runtime  # noqa: E402
 from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator  # noqa: E402
 from hand_perception.core.synthetic import hand_skeleton, rotation_xyz  # noqa: E402
 from hand_perception.core.wrist_pose import wrist_rotation  # noqa: E402
@@ -45,21 +44,6 @@ def ground_truth(shared: Path):
 def pck(predicted: np.ndarray, truth: np.ndarray, mask: np.ndarray, size: float) -> float:
     errors = np.linalg.norm(predicted - truth, axis=1)[mask]
     return float(np.mean(errors <= 0.2 * size))
-
-
-@pytest.fixture(scope="module")
-def base_options() -> HandPipelineOptions:
-    try:
-        model_dir = str(runtime.resolve_model_dir())
-    except runtime.ModelsNotFoundError as err:
-        pytest.skip(f"prepared models missing: {err}")
-    options = load_pipeline_options()
-    return dataclasses.replace(
-        options,
-        palm_detector=dataclasses.replace(options.palm_detector, model_dir=model_dir,
-                                          providers=("cpu",)),
-        hand_landmarker=dataclasses.replace(options.hand_landmarker, model_dir=model_dir,
-                                            providers=("cpu",)))
 
 
 @pytest.fixture(scope="module")

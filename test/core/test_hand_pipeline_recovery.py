@@ -14,30 +14,13 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from hand_perception.core.hand_pipeline import HandPipeline, HandPipelineOptions  # noqa: E402
-from hand_perception.core.hand_pipeline import load_pipeline_options  # noqa: E402
-from hand_perception.core.models import runtime  # noqa: E402
+from hand_perception.core.hand_pipeline import HandPipeline  # noqa: E402
 from hand_perception.core.models.palm_detector import (INPUT_SIZE, PalmDetectorOptions,  # noqa: E402
                                                        letterbox)
 
 #: Photos whose hand is tracked at 200 px on a 640x480 canvas (checked: the detector finds them).
 TRACKED_PHOTOS = ("freihand/00000355.jpg", "freihand/00017620.jpg", "freihand/00115300.jpg",
                   "onehand10k/33.jpg")
-
-
-@pytest.fixture(scope="module")
-def video_options() -> HandPipelineOptions:
-    try:
-        model_dir = str(runtime.resolve_model_dir())
-    except runtime.ModelsNotFoundError as err:
-        pytest.skip(f"prepared models missing: {err}")
-    options = load_pipeline_options()
-    return dataclasses.replace(
-        options, static_image_mode=False,
-        palm_detector=dataclasses.replace(options.palm_detector, model_dir=model_dir,
-                                          providers=("cpu",)),
-        hand_landmarker=dataclasses.replace(options.hand_landmarker, model_dir=model_dir,
-                                            providers=("cpu",)))
 
 
 def on_canvas(rgb: np.ndarray, long_side_px: float, canvas=(640, 480)) -> np.ndarray:
@@ -53,7 +36,7 @@ def hands_per_frame(pipeline: HandPipeline, frames) -> list:
     return [len(pipeline.process(frame, k / 30.0).hands) for k, frame in enumerate(frames)]
 
 
-def test_a_faded_tracking_roi_is_retried_larger_after_a_fast_zoom(video_options,
+def test_a_faded_tracking_roi_is_retried_larger_after_a_fast_zoom(base_options,
                                                                     shared_hands_dir) -> None:
     """Two frames at 200 px, then the hand 1.8x larger in one frame: the last ROI cuts it off.
     The detector does not run on that frame (the track was healthy), so only the retry finds it."""
@@ -61,9 +44,9 @@ def test_a_faded_tracking_roi_is_retried_larger_after_a_fast_zoom(video_options,
     for rel in TRACKED_PHOTOS:
         rgb = cv2.cvtColor(cv2.imread(str(Path(shared_hands_dir) / rel)), cv2.COLOR_BGR2RGB)
         frames = [on_canvas(rgb, 200), on_canvas(rgb, 200), on_canvas(rgb, 360)]
-        with_retry = hands_per_frame(HandPipeline(video_options), frames)
+        with_retry = hands_per_frame(HandPipeline(base_options), frames)
         without = hands_per_frame(
-            HandPipeline(dataclasses.replace(video_options, retry_roi_scale=0.0)), frames)
+            HandPipeline(dataclasses.replace(base_options, retry_roi_scale=0.0)), frames)
         assert with_retry[:2] == [1, 1] and without[:2] == [1, 1], (rel, with_retry, without)
         kept += with_retry[2]
         lost_without_retry += 1 - without[2]
@@ -71,7 +54,7 @@ def test_a_faded_tracking_roi_is_retried_larger_after_a_fast_zoom(video_options,
     assert lost_without_retry >= 2  # the retry is what keeps them (measured: 3 of 4 lost)
 
 
-def test_a_hand_like_wall_sign_starts_no_track_in_video(video_options) -> None:
+def test_a_hand_like_wall_sign_starts_no_track_in_video(base_options) -> None:
     """bus.jpg's top (no people) panned over 60 frames: a sign scores 0.6-0.8 at the palm detector and passes
     the landmark presence on the palm's loose ROI in some frames; the confirmation crop around
     its own landmarks rejects it."""
@@ -89,9 +72,9 @@ def test_a_hand_like_wall_sign_starts_no_track_in_video(video_options) -> None:
         matrix[:, 2] += np.array([320 + 40 * np.sin(shift), 240]) - [bus.shape[1] / 2,
                                                                     bus.shape[0] / 2]
         frames.append(cv2.warpAffine(bus, matrix, (640, 480)))
-    confirmed = sum(hands_per_frame(HandPipeline(video_options), frames))
+    confirmed = sum(hands_per_frame(HandPipeline(base_options), frames))
     unconfirmed = sum(hands_per_frame(
-        HandPipeline(dataclasses.replace(video_options, confirm_new_hands=False)), frames))
+        HandPipeline(dataclasses.replace(base_options, confirm_new_hands=False)), frames))
     # Measured: 23 hand-frames without the confirmation, 6 with it (MediaPipe: 6).
     assert unconfirmed >= 12, unconfirmed  # the sign does fool the detector and the loose crop
     assert 2 * confirmed < unconfirmed, (confirmed, unconfirmed)

@@ -35,9 +35,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make `import bench.x` work
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.retargeting_metrics import (  # noqa: E402,F401 (the metrics are used from here)
-    FLIP_DEG, flip_rate, frame_from_059, limit_violations, rms_jerk, rotation_angles_deg,
-    vector_error)
+from bench.retargeting_metrics import (  # noqa: E402
+    flip_rate, frame_from_059, limit_violations, rms_jerk, vector_error)
 from bench.retargeting_report import report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,9 +1,10 @@
-"""Metric functions of bench/bench_retargeting.py (plain numpy, no peers needed)."""
+"""Metric functions of the retargeting benchmark (bench/retargeting_metrics.py) and its input
+helpers (bench/bench_retargeting.py); plain numpy, no peers needed."""
 import numpy as np
 import pytest
 
-from bench.bench_retargeting import flip_rate, frame_from_059, limit_violations, \
-    rotation_angles_deg, rms_jerk, vector_error
+from bench.retargeting_metrics import (flip_rate, frame_from_059, limit_violations,
+                                       rms_jerk, rotation_angles_deg, vector_error)
 
 
 def _rot_z(angle):

@@ -2,7 +2,8 @@
 timed in the same run on the same 640x480 frames (real photos composed onto a canvas).
 
     python bench/bench_hand_tracking.py [--frames 150] [--cores 2] [--providers cpu|cuda]
-        [--batches 1,8,32] [--out bench/results/bench_hand_tracking.md]
+        [--batches 1,8,32] [--thread-pool shared|own] [--busy-core N]
+        [--out bench/results/bench_hand_tracking.md]
 
 Rows: 1 and 2 hands x detection mode (palm detector + landmarks on every frame: our
 static_image_mode with the tiled pass off, MediaPipe static_image_mode=True) and tracking mode
@@ -14,12 +15,14 @@ MediaPipe runs in its own process (peers venv) pinned to the same cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -47,11 +50,12 @@ def scene_frames(n_hands: int, n_frames: int, data: Path) -> List[np.ndarray]:
     return [frame for frame, _ in sequences.frames(layers)]
 
 
-def our_options(static: bool, providers: Sequence[str], threads: int):
-    """Default options, chosen providers and intra-op threads, tiled pass off."""
+def our_options(static: bool, providers: Sequence[str], threads: int,
+                thread_pool: str = "shared"):
+    """Default options, chosen providers, intra-op threads and thread pool, tiled pass off."""
     options = pipeline_options(static)
     models = {name: dataclasses.replace(getattr(options, name), providers=tuple(providers),
-                                        num_threads=threads)
+                                        num_threads=threads, thread_pool=thread_pool)
               for name in ("palm_detector", "hand_landmarker")}
     tiled = dataclasses.replace(options.tiled_detection, enabled=False)
     return dataclasses.replace(options, tiled_detection=tiled, **models)
@@ -78,7 +82,8 @@ def latency_rows(args, providers: Sequence[str]) -> tuple:
     for n_hands in (1, 2):
         frames = scene_frames(n_hands, args.frames, args.data)
         for mode, static in (("detection", True), ("tracking", False)):
-            ours, wall_fps = time_ours(frames, static, our_options(static, providers, args.cores))
+            ours, wall_fps = time_ours(frames, static, our_options(
+                static, providers, args.cores, args.thread_pool))
             peer = run_peer(frames, static, warmup=WARMUP)
             ours_ms, peer_ms = stats([r.latency_ms for r in ours]), stats([r.latency_ms for r in peer])
             rows.append([n_hands, mode, "ours", mean_hands(ours), 1e3 / ours_ms["mean"], wall_fps,
@@ -107,7 +112,7 @@ def batched_rows(args, providers: Sequence[str]) -> List[list]:
     from hand_perception.core.models.hand_landmarker import crop
     from hand_perception.core.models.roi import roi_from_palm
 
-    pipeline = HandPipeline(our_options(True, providers, args.cores))
+    pipeline = HandPipeline(our_options(True, providers, args.cores, args.thread_pool))
     frames = scene_frames(2, max(args.batches), args.data)
     rows = []
     for batch in args.batches:
@@ -130,6 +135,21 @@ def batched_rows(args, providers: Sequence[str]) -> List[list]:
     return rows
 
 
+@contextlib.contextmanager
+def busy_core(core: Optional[int]):
+    """A busy-looping process pinned to ``core`` for the duration (None: nothing)."""
+    if core is None:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                               preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
@@ -137,6 +157,11 @@ def main(argv=None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="CPU cores (affinity + ORT threads)")
     parser.add_argument("--providers", choices=("cpu", "cuda", "tensorrt"), default="cpu")
     parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--thread-pool", choices=("shared", "own"), default="shared",
+                        help="our models' onnxruntime thread pool (config/models.yaml)")
+    parser.add_argument("--busy-core", type=int, default=None,
+                        help="keep this core busy with another process while timing (both "
+                             "methods): how each copes with a core it has to share")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "bench_hand_tracking.md")
     args = parser.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",")]
@@ -145,10 +170,12 @@ def main(argv=None) -> int:
         parser.error(f"--cores {args.cores}: only {len(available)} cores available")
     os.sched_setaffinity(0, available[:args.cores])  # the peer subprocess inherits it
     providers = {"cpu": ("cpu",), "cuda": ("cuda", "cpu"), "tensorrt": ("tensorrt", "cuda", "cpu")}
-    rows, stage_rows = latency_rows(args, providers[args.providers])
-    batch_rows = batched_rows(args, providers[args.providers])
+    with busy_core(args.busy_core):
+        rows, stage_rows = latency_rows(args, providers[args.providers])
+        batch_rows = batched_rows(args, providers[args.providers])
     sections = [
-        f"## End to end, 640x480, {args.cores} CPU cores, providers: {args.providers}",
+        f"## End to end, 640x480, {args.cores} CPU cores, providers: {args.providers}, our "
+        f"thread pool: {args.thread_pool}, busy core: {args.busy_core}",
         report.table(["hands", "mode", "method", "hands found/frame", "FPS (1/mean process)",
                       "FPS (wall)", "p50 ms", "p95 ms", "detector runs", "speed-up vs MediaPipe"],
                      rows),

@@ -89,10 +89,12 @@ def photos_section(data: Path) -> str:
 def mediapipe_sampling_options():
     """Our video-mode options with MediaPipe's detector input (``palm_detector.resampling =
     "mediapipe"``) and its search schedule (the detector on every frame with fewer than
-    max_hands tracked: ``redetect_interval_frames = 1``)."""
+    max_hands tracked: ``redetect_interval_frames = 1``; no tiled sweep)."""
     options = pipeline_options(False)
     detector = dataclasses.replace(options.palm_detector, resampling="mediapipe")
-    return dataclasses.replace(options, redetect_interval_frames=1, palm_detector=detector)
+    tiles = dataclasses.replace(options.tiled_detection, interval_frames=0)
+    return dataclasses.replace(options, redetect_interval_frames=1, palm_detector=detector,
+                               tiled_detection=tiles)
 
 
 def sequence_scenes(data: Path, kinds: Sequence[str], n_frames: int, n_sources: int
@@ -140,7 +142,8 @@ def sequences_section(data: Path, kinds: Sequence[str], n_frames: int, n_sources
         "MediaPipe's sampling + schedule\": palm_detector.resampling=mediapipe (bilinear on "
         "MediaPipe's grid instead of our INTER_AREA shrink to the detector's 192x192) and "
         "redetect_interval_frames=1 (MediaPipe's search on every frame with fewer than 2 hands; "
-        "ours: every 10th)."])
+        "ours: every 10th), without our tiled sweep (ours: over 2x3 tiles at most every 30th "
+        "frame while fewer than 2 hands are tracked)."])
 
 
 def main(argv=None) -> int:

@@ -39,8 +39,9 @@ class TiledDetectionOptions:
     are skipped (below the detector's 192 px input, upscaling adds no detail); ``centre_zoom``: > 1 also runs the detector on the centre 1/zoom of the image (0: off);
     ``confirm_presence``: landmark presence a tile candidate needs; ``interval_frames``: in video
     (tracking) mode the tiled pass runs at most once every this many frames, 0 = never (a sweep
-    costs one detector run per tile and would stall its frame); photos (static_image_mode)
-    always get it."""
+    costs one detector run per tile and stalls its frame); photos (static_image_mode) always
+    get it; ``video_grids``: the tilings of that video sweep, coarser than ``grids`` to keep the
+    stall short (2 on 640x480 -> 6 tiles of 274 px, 3 would be 15 of 192 px)."""
 
     enabled: bool = True
     grids: Tuple[int, ...] = (3,)
@@ -48,14 +49,16 @@ class TiledDetectionOptions:
     min_tile_px: int = 192
     centre_zoom: float = 0.0
     confirm_presence: float = 0.8
-    interval_frames: int = 0
+    interval_frames: int = 30
+    video_grids: Tuple[int, ...] = (2,)
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
             raise TypeError(f"enabled must be a bool, got {self.enabled!r}")
-        self.grids = tuple(self.grids)
-        for grid in self.grids:
-            require_int("grids[]", grid, 1)
+        self.grids, self.video_grids = tuple(self.grids), tuple(self.video_grids)
+        for name, grids in (("grids", self.grids), ("video_grids", self.video_grids)):
+            for grid in grids:
+                require_int(f"{name}[]", grid, 1)
         require_range("overlap", self.overlap, 0.0, 0.75)
         require_int("min_tile_px", self.min_tile_px, 1)
         if self.centre_zoom != 0:

@@ -165,6 +165,9 @@ class HandPipeline:
         self.landmarker = HandLandmarker(self.options.hand_landmarker)
         self.tracker = HandTracker(self.options.hand_tracker)
         self.lifter = HandLifter(self.options.hand_lifter)
+        tiled = self.options.tiled_detection
+        self._tiling = (tiled if self.options.static_image_mode
+                        else dataclasses.replace(tiled, grids=tiled.video_grids))
         self.reset()
 
     def reset(self) -> None:
@@ -274,9 +277,9 @@ class HandPipeline:
             box = roi_bounding_box(roi_from_palm(det.box, det.keypoints))
             return bool(boxes.size) and float(np.max(overlap_of_smaller(box, boxes))) > _SAME_HAND
 
-        tiled = opts.tiled_detection
-        # A tiled sweep costs one detector run per tile: in video it would stall the frame it
-        # runs on, so there it is opt-in (interval_frames > 0); photos always get it.
+        tiled = self._tiling
+        # A tiled sweep costs one detector run per tile: in video it stalls the frame it runs
+        # on, so there it runs at most every interval_frames (0: never); photos always get it.
         allow_tiles = opts.static_image_mode or (tiled.interval_frames > 0 and (
             self._last_tiled_frame is None
             or self._frame - self._last_tiled_frame >= tiled.interval_frames))

@@ -162,11 +162,15 @@ def test_tiled_pass_finds_a_small_hand_and_nothing_in_a_hand_free_photo(
     assert pck(hands[0].keypoints_2d, truth, mask, size * scale) >= 0.8
     tiled.reset()
     assert tiled.process(canvas, 0.0).hands == []  # tile candidates there are not confirmed
-    # Video: no tiled sweep unless asked for (it would stall its frame), then at most every N.
-    video = make_pipeline(base_options)
-    assert [video.process(image, i / 30).hands for i in range(3)] == [[], [], []]
-    every = make_pipeline(base_options, tiled_detection=dataclasses.replace(off, interval_frames=30))
-    assert len(every.process(image, 0.0).hands) == 1
+    # Video: a sweep over video_grids on the first frame (not with interval 0), then tracking
+    # holds the hand. The default video grid (2) is meant for 640x480: its 617 px tiles here
+    # shrink the hand as much as the single pass does; 3 on 1920x1080 finds it.
+    never = make_pipeline(base_options, tiled_detection=dataclasses.replace(off, interval_frames=0))
+    assert [never.process(image, i / 30).hands for i in range(3)] == [[], [], []]
+    coarse = make_pipeline(base_options)
+    assert [coarse.process(image, i / 30).hands for i in range(3)] == [[], [], []]
+    video = make_pipeline(base_options, tiled_detection=dataclasses.replace(off, video_grids=(3,)))
+    assert [len(video.process(image, i / 30).hands) for i in range(3)] == [1, 1, 1]
 
 
 def test_wrist_pose_convention_on_a_synthetic_hand() -> None:

@@ -1,6 +1,6 @@
 """HandPipeline's recovery and rejection steps on real photos: the retry of a faded tracking ROI
 after a fast zoom, the confirmation crop that keeps a hand-like wall sign from starting a track,
-and MediaPipe's detector-input sampling.
+MediaPipe's detector-input sampling, and the video tiled sweep for small hands.
 
 Needs the prepared models (skips without them), ../shared/data/hands and the bus.jpg sample.
 """
@@ -95,3 +95,25 @@ def test_mediapipe_resampling_maps_the_frame_like_the_area_letterbox() -> None:
     assert np.all(bilinear[:int(py) - 1] == 0) and np.all(bilinear[int(py + 480 * sy) + 1:] == 0)
     with pytest.raises(ValueError, match="resampling"):
         PalmDetectorOptions(resampling="cubic")
+
+
+def test_the_video_sweep_finds_small_hands_the_single_pass_misses(base_options,
+                                                                 shared_hands_dir) -> None:
+    """Two photos at 200 px side by side on 640x480: the letterboxed 192x192 pass alone finds
+    neither hand in 3 frames; the first frame's tiled sweep (video_grids) finds both, and
+    tracking keeps them."""
+    canvas = np.full((480, 640, 3), 114, np.uint8)
+    for rel, x0 in (("freihand/00032915.jpg", 40), ("freihand/00065475.jpg", 400)):
+        rgb = cv2.cvtColor(cv2.imread(str(Path(shared_hands_dir) / rel)), cv2.COLOR_BGR2RGB)
+        small = cv2.resize(rgb, (200, 200), interpolation=cv2.INTER_AREA)
+        canvas[140:340, x0:x0 + 200] = small
+    frames = [canvas] * 3
+    off = dataclasses.replace(base_options.tiled_detection, interval_frames=0)
+    assert hands_per_frame(HandPipeline(dataclasses.replace(base_options, tiled_detection=off)),
+                           frames) == [0, 0, 0]
+    pipeline = HandPipeline(base_options)
+    results = [pipeline.process(frame, k / 30.0) for k, frame in enumerate(frames)]
+    assert [len(r.hands) for r in results] == [2, 2, 2]
+    assert [r.detector_ran for r in results] == [True, False, False]
+    xs = sorted(float(np.mean(h.keypoints_2d[:, 0])) for h in results[-1].hands)
+    assert 40 < xs[0] < 240 and 400 < xs[1] < 600  # one hand in each photo

@@ -151,6 +151,25 @@ def test_select_providers_falls_back_to_cpu() -> None:
         runtime.select_providers(("npu",))
 
 
+def test_sessions_share_one_thread_pool_sized_by_the_first(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(runtime, "_SHARED_POOL_THREADS", None)
+    sized = []
+    monkeypatch.setattr(runtime.ort.capi.onnxruntime_pybind11_state,
+                        "set_global_thread_pool_sizes", lambda intra, inter: sized.append(intra))
+    first, second = runtime.ort.SessionOptions(), runtime.ort.SessionOptions()
+    own = runtime.ort.SessionOptions()
+    runtime._set_threads(first, 2, "shared")
+    with caplog.at_level("INFO", logger=runtime.__name__):
+        runtime._set_threads(second, 1, "shared")
+    runtime._set_threads(own, 1, "own")
+    assert sized == [2]  # the pool is sized once, by the first session
+    assert not first.use_per_session_threads and not second.use_per_session_threads
+    assert "num_threads=1 ignored" in caplog.text
+    assert own.use_per_session_threads and own.intra_op_num_threads == 1
+    with pytest.raises(ValueError, match="thread_pool"):
+        HandLandmarkerOptions(thread_pool="global")
+
+
 def test_missing_models_error_names_paths(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(runtime.MODEL_DIR_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(runtime.ModelsNotFoundError) as err:

@@ -41,6 +41,21 @@ def test_every_hand_and_side_is_shipped():
     assert not any("schunk" in n for n in names)  # GPL-3: not shipped by default
 
 
+def test_positions_follow_the_model_through_live_views(retargeter):
+    """``RobotHand.positions`` reads ``data.oMf`` through views kept from construction: they
+    must see every later FK (pinocchio updates the placements in place)."""
+    import pinocchio as pin
+    hand = retargeter.hand
+    ids = retargeter._kp_ids
+    offsets = np.full((len(ids), 3), 0.01)
+    for q in (hand.lower, hand.upper, hand.neutral()):
+        pin.framesForwardKinematics(hand.model, hand.data, hand.full_q(q))
+        poses = [hand.data.oMf[f] for f in ids]
+        world = np.array([p.translation + p.rotation @ o for p, o in zip(poses, offsets)])
+        expected = (world - hand._wrist_pos) @ hand._wrist_rot_t.T
+        np.testing.assert_allclose(hand.positions(q, ids, offsets), expected, atol=1e-12)
+
+
 def test_shipped_config_loads_and_passes_checks(retargeter):
     assert retargeter.hand.num_joints >= 6
     assert check_config(retargeter).ok, check_config(retargeter).problems

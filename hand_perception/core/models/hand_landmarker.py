@@ -43,12 +43,14 @@ class HandLandmarkerOptions:
     border_mode: str = "replicate"  # MediaPipe's crop border; "zero" pads with black
     model_dir: str = ""  # empty: runtime.resolve_model_dir's search order
     providers: Tuple[str, ...] = ("tensorrt", "cuda", "cpu")
-    num_threads: int = 0  # intra-op threads, 0: onnxruntime default
+    num_threads: int = 0  # intra-op threads, 0: one per core (runtime.create_session)
+    thread_pool: str = "shared"  # "shared" or "own" (runtime._set_threads)
     max_batch: int = 4  # TensorRT profile bound; larger batches are split
 
     def __post_init__(self) -> None:
         require_choice("border_mode", self.border_mode, tuple(_BORDERS))
         require_int("num_threads", self.num_threads, 0)
+        require_choice("thread_pool", self.thread_pool, runtime.THREAD_POOLS)
         require_int("max_batch", self.max_batch, 1)
         if not isinstance(self.model_dir, str):
             raise TypeError(f"model_dir must be a string, got {self.model_dir!r}")
@@ -105,7 +107,7 @@ class HandLandmarker:
         path = runtime.resolve_model_dir(options.model_dir or None) / runtime.LANDMARK_MODEL
         self.session = runtime.create_session(
             path, (INPUT_SIZE, INPUT_SIZE, 3), options.providers, options.num_threads,
-            options.max_batch)
+            options.max_batch, thread_pool=options.thread_pool)
 
     def run_raw(self, batch: np.ndarray) -> Tuple[np.ndarray, ...]:
         """Raw outputs for ``(N, 224, 224, 3)`` float32 in [0, 1]: landmarks ``(N, 63)``,

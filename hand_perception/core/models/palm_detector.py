@@ -37,7 +37,8 @@ class PalmDetectorOptions:
     max_detections: int = 10  # 0: unlimited
     model_dir: str = ""  # empty: runtime.resolve_model_dir's search order
     providers: Tuple[str, ...] = ("tensorrt", "cuda", "cpu")
-    num_threads: int = 0  # intra-op threads, 0: onnxruntime default
+    num_threads: int = 0  # intra-op threads, 0: one per core (runtime.create_session)
+    thread_pool: str = "shared"  # "shared" or "own" (runtime._set_threads)
     max_batch: int = 4  # TensorRT profile bound
     resampling: str = "area"  # how the frame shrinks to 192x192: "area" or "mediapipe"
 
@@ -47,6 +48,7 @@ class PalmDetectorOptions:
         require_range("nms_iou", self.nms_iou, 0.0, 1.0)
         require_int("max_detections", self.max_detections, 0)
         require_int("num_threads", self.num_threads, 0)
+        require_choice("thread_pool", self.thread_pool, runtime.THREAD_POOLS)
         require_int("max_batch", self.max_batch, 1)
         if not isinstance(self.model_dir, str):
             raise TypeError(f"model_dir must be a string, got {self.model_dir!r}")
@@ -178,7 +180,7 @@ class PalmDetector:
         path = runtime.resolve_model_dir(options.model_dir or None) / runtime.PALM_MODEL
         self.session = runtime.create_session(
             path, (INPUT_SIZE, INPUT_SIZE, 3), options.providers, options.num_threads,
-            options.max_batch)
+            options.max_batch, thread_pool=options.thread_pool)
         self.anchors = generate_anchors()
 
     def run_raw(self, batch: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

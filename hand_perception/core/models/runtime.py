@@ -21,6 +21,9 @@ PALM_MODEL = "palm_detection_full.onnx"
 LANDMARK_MODEL = "hand_landmark_full.onnx"
 MODEL_FILES: Tuple[str, ...] = (PALM_MODEL, LANDMARK_MODEL)
 PREPARE_COMMAND = "python -m hand_perception.core.models.prepare"
+THREAD_POOLS = ("shared", "own")
+#: intra-op threads of the shared ONNX Runtime pool, once the first session has set it
+_SHARED_POOL_THREADS: Optional[int] = None
 
 PROVIDER_NAMES: Dict[str, str] = {
     "tensorrt": "TensorrtExecutionProvider",
@@ -111,24 +114,51 @@ def _provider_options(name: str, input_shape: Optional[Sequence[int]], max_batch
     }
 
 
+def _set_threads(options: ort.SessionOptions, num_threads: int, thread_pool: str) -> None:
+    """Put the session on the process-wide pool (``"shared"``) or on one of its own (``"own"``).
+
+    "shared": one pool for every session (its first user sizes it), whose workers spin between
+    the ~50 parallel sections of a run instead of being woken for each. On 2 cores: detection
+    mode 50 vs 27-40 FPS, one tracked hand 98 vs 72 FPS, and the one-process demo graph 11.7 vs
+    4.9 FPS. "own": a pool per session that never spins (spinning pools per session starve each
+    other: detection-mode p95 49 ms vs 26 ms). It is the choice when other busy processes share
+    the cores: a spinning worker then burns the time slices the other thread needs (detection
+    mode 18-23 FPS shared vs 26-41 FPS own with a busy loop on one of 2 cores).
+    bench/bench_hand_tracking.py --thread-pool / --busy-core measure both.
+    """
+    global _SHARED_POOL_THREADS
+    if thread_pool == "own":
+        options.intra_op_num_threads = int(num_threads)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        return
+    if _SHARED_POOL_THREADS is None:
+        ort.capi.onnxruntime_pybind11_state.set_global_thread_pool_sizes(int(num_threads), 1)
+        _SHARED_POOL_THREADS = int(num_threads)
+    elif int(num_threads) != _SHARED_POOL_THREADS:
+        _LOG.info("num_threads=%d ignored: this process' shared ONNX Runtime pool already has "
+                  "num_threads=%d (0: one per core)", num_threads, _SHARED_POOL_THREADS)
+    options.use_per_session_threads = False
+
+
 def create_session(path: Union[str, Path], input_shape: Optional[Sequence[int]] = None,
                    providers: Sequence[str] = ("cpu",), num_threads: int = 0, max_batch: int = 4,
-                   cache_dir: Optional[Path] = None) -> ort.InferenceSession:
+                   cache_dir: Optional[Path] = None, thread_pool: str = "shared"
+                   ) -> ort.InferenceSession:
     """Open an ONNX Runtime session on ``path`` with the first available of ``providers``.
 
     ``input_shape`` is the model input without the batch dimension, e.g. ``(224, 224, 3)``, used
     for the TensorRT optimisation profile;
-    ``num_threads`` is the intra-op thread count (0: onnxruntime's default, one per core);
+    ``num_threads``: intra-op threads (0: onnxruntime's default, one per core) of the session's
+    own pool, or of the shared pool when the first ``thread_pool="shared"`` session sizes it;
+    ``thread_pool``: one of ``THREAD_POOLS``, see ``_set_threads``;
     ``max_batch`` bounds the TensorRT optimisation profile.
     """
     path = Path(path)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = int(num_threads)
-    # Idle worker threads would otherwise spin after each run; with the detector's and the
-    # landmarker's sessions on 2 cores they starve each other (measured: detection-mode p95
-    # 49 ms -> 26 ms without spinning, bench/bench_hand_tracking.py --ort-spinning).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if thread_pool not in THREAD_POOLS:
+        raise ValueError(f"thread_pool={thread_pool!r} is not one of {THREAD_POOLS}")
+    _set_threads(options, num_threads, thread_pool)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     names = select_providers(providers)
     cache = cache_dir or Path.home() / ".cache" / "hand_perception" / "trt"

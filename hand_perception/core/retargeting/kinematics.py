@@ -5,10 +5,11 @@ costs a Python round trip per link (``getFrameJacobian`` builds a 6×nv array ea
 instead it makes one ``computeJointJacobians`` call, reads the 6×nv world Jacobian ``data.J``
 once (column j = joint j's twist at the world origin, ``[v_j; w_j]``), gathers the link origins
 ``p`` and forms every link's linear Jacobian as ``v_j + w_j × p`` masked by "joint j moves link"
-— the analytic columns of the finger chains, zero elsewhere. Everything stays in the model's root
-frame: the solvers rotate their targets into it once per solve instead of rotating k×3×n
-Jacobians every iteration (the wrist link is fixed to the root, so differences of origins only
-rotate).
+— the analytic columns of the finger chains, zero elsewhere. The origins are read through live
+views of ``data.oMf`` (:meth:`RobotHand.origin_views`): one ``np.array`` call for all links.
+Everything stays in the model's root frame: the solvers rotate their targets into it once per
+solve instead of rotating k×3×n Jacobians every iteration (the wrist link is fixed to the root,
+so differences of origins only rotate).
 
 :class:`KinematicTree` is the same model as plain arrays (joint placements, axes, types, frame
 placements, mimic map) for the torch FK in ``batched.py``.
@@ -24,10 +25,13 @@ import pinocchio as pin
 from hand_perception.core.retargeting.robot_hand import RobotHand
 
 _AXES = {"X": (1.0, 0.0, 0.0), "Y": (0.0, 1.0, 0.0), "Z": (0.0, 0.0, 1.0)}
-# skew(p) @ w == p × w: entries (flat 3x3 index) filled from p's components with these signs.
-_SKEW_FLAT = np.array([1, 2, 3, 5, 6, 7])
-_SKEW_COMP = np.array([2, 1, 2, 0, 1, 0])
-_SKEW_SIGN = np.array([-1.0, 1.0, 1.0, -1.0, -1.0, 1.0])
+# A point's linear Jacobian is [I, -skew(p)] @ [v; w] (v + w × p); row c of _TWIST_MAP holds
+# the coefficients of p_c in that flattened (3, 6) matrix, _TWIST_BASE its constant part, so
+# the matrices of all k links are one (k, 3) @ (3, 18) product.
+_TWIST_BASE = np.hstack([np.eye(3), np.zeros((3, 3))]).reshape(-1)
+# np.cross(e_c, I) has rows e_c × e_j, i.e. skew(e_c)^T = -skew(e_c).
+_TWIST_MAP = np.stack([np.hstack([np.zeros((3, 3)), np.cross(np.eye(3)[c], np.eye(3))])
+                       for c in range(3)]).reshape(3, -1)
 
 
 def moving_mask(hand: RobotHand, frame_ids: Sequence[int]) -> np.ndarray:
@@ -53,13 +57,15 @@ class PointJacobians:
         self.hand = hand
         self.frame_ids = list(frame_ids)
         self._model, self._data = hand.model, hand.data
-        self._oMf = self._data.oMf  # a live view into data: valid across FK calls
-        self._mask = moving_mask(hand, self.frame_ids)[:, None, :].astype(float)
+        self._origins = hand.origin_views(self.frame_ids)
         self._a, self._b = hand._a, hand._b
         self._select = hand._select
+        mask = moving_mask(hand, self.frame_ids)
+        if self._select is not None:  # no mimic joints: work on the independent columns only
+            mask = mask[:, self._select]
+        self._mask = mask[:, None, :].astype(float)  # (k, 1, nv or n)
         # Without mimic joints q_full is a permutation of q: a gather instead of a matrix product.
         self._full_from_q = (np.argsort(self._select) if self._select is not None else None)
-        self._skew = np.zeros((len(self.frame_ids), 9))
 
     def full_q(self, q: np.ndarray) -> np.ndarray:
         """Independent joints (n,) -> model configuration (nq,), mimic joints included."""
@@ -70,25 +76,30 @@ class PointJacobians:
     def points(self, q: np.ndarray) -> np.ndarray:
         """Link origins float64 (k, 3) m, root frame, at independent joints ``q`` (n,)."""
         pin.framesForwardKinematics(self._model, self._data, self.full_q(q))
-        return self._gather()
-
-    def _gather(self) -> np.ndarray:
-        oMf = self._oMf
-        return np.array([oMf[f].homogeneous for f in self.frame_ids])[:, :3, 3]
+        return np.array(self._origins)
 
     def evaluate(self, q: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Origins (k, 3) and Jacobians (k, 3, n) w.r.t. independent joints, root frame."""
+        points = self.update(q)
+        return points, self.jacobian(points)
+
+    def update(self, q: np.ndarray) -> np.ndarray:
+        """Origins (k, 3) at ``q`` (n,); also readies :meth:`jacobian` for this ``q``."""
         pin.computeJointJacobians(self._model, self._data, self.full_q(q))
         pin.updateFramePlacements(self._model, self._data)
-        points = self._gather()
+        return np.array(self._origins)
+
+    def jacobian(self, points: np.ndarray) -> np.ndarray:
+        """Jacobians (k, 3, n) at the ``q`` of the last :meth:`update`, whose ``points`` these
+        are. Split from it so a rejected solver step costs no Jacobian."""
         jac_world = self._data.J  # (6, nv): [v; w] of each joint's twist at the world origin
-        skew = self._skew
-        skew[:, _SKEW_FLAT] = points[:, _SKEW_COMP] * _SKEW_SIGN
-        # v + w × p = v - p × w
-        jac = (jac_world[:3] - skew.reshape(-1, 3, 3) @ jac_world[3:]) * self._mask
         if self._select is not None:
-            return points, jac[:, :, self._select]
-        return points, jac @ self._a
+            jac_world = jac_world.take(self._select, axis=1)
+        twist_to_point = (points @ _TWIST_MAP + _TWIST_BASE).reshape(-1, 6)  # (3k, 6)
+        jac = (twist_to_point @ jac_world).reshape(len(points), 3, -1) * self._mask
+        if self._select is not None:
+            return jac
+        return jac @ self._a
 
 
 @dataclasses.dataclass

@@ -13,8 +13,8 @@ from hand_perception.core.retargeting.config import RetargetingOptions, transfor
 from hand_perception.core.retargeting.resources import resolve_urdf
 from hand_perception.core.retargeting.robot_hand import RobotHand
 from hand_perception.core.retargeting.smoothing import JointSmoother
-from hand_perception.core.retargeting.solver import BoundedLM, PairTerms, SolveResult, \
-    dexpilot_terms, pair_terms
+from hand_perception.core.retargeting.solver import BoundedLM, FixedPairs, Problem, \
+    SolveResult, dexpilot_terms
 from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator, \
     validate_keypoints
 
@@ -74,6 +74,11 @@ class Retargeter:
                                              for k in used], options.max_iterations,
                                  options.tolerance, options.relative_tolerance,
                                  options.huber_delta)
+        # Vector/position pairs and weights are the same every frame: their incidence is built
+        # once (DexPilot's weights follow the pinches, its terms are rebuilt per frame).
+        self._fixed_pairs = None if options.objective == "dexpilot" else FixedPairs(
+            self._solver, self._objective_pairs(), self._link_index,
+            options.vector_weights if options.objective == "vector" else ())
         self.geometric_rotation = palm_rotation(self.robot_keypoints(self.hand.neutral()),
                                                 options.side)
         configured = options.wrist_rotation()
@@ -166,17 +171,15 @@ class Retargeter:
         return ([(WRIST, t) for t in tips] + [(4, t) for t in fingers]
                 + [(a, b) for i, a in enumerate(fingers) for b in fingers[i + 1:]])
 
-    def _terms(self, human: np.ndarray) -> PairTerms:
+    def _problem(self, human: np.ndarray) -> Problem:
+        """The solver's pairs for human keypoints (21, 3) m in the robot wrist-link frame."""
+        if self._fixed_pairs is not None:
+            return self._fixed_pairs.problem(human, self.scaling)
         opt = self.options
-        if opt.objective == "vector":
-            return pair_terms(self._objective_pairs(), self._link_index, human, self.scaling,
-                              opt.vector_weights)
-        if opt.objective == "position":
-            return pair_terms(self._objective_pairs(), self._link_index, human, self.scaling)
         tips = [t for t in FINGERTIPS if t in opt.keypoint_links]
-        return dexpilot_terms(tips, self._link_index, human, self.scaling, opt.pinch_threshold,
-                              opt.pinch_distance, opt.pinch_weight, opt.separation_distance,
-                              opt.separation_weight)
+        return self._solver.problem(dexpilot_terms(
+            tips, self._link_index, human, self.scaling, opt.pinch_threshold, opt.pinch_distance,
+            opt.pinch_weight, opt.separation_distance, opt.separation_weight))
 
     def process(self, keypoints: np.ndarray, stamp_s: Optional[float] = None
                 ) -> RetargetingResult:
@@ -193,7 +196,7 @@ class Retargeter:
         if not frame.valid:
             return RetargetingResult()
         human = self.to_robot_frame(points, frame.rotation, frame.origin)
-        solved = self._solve(self._terms(human), stamp)
+        solved = self._solve(self._problem(human), stamp)
         q_out, latency = self._smoother.process(solved.q, stamp)
         return self._result(q_out, frame, solved, latency)
 
@@ -205,7 +208,7 @@ class Retargeter:
             raise ValueError(f"stamp_s={stamp_s!r} is not after the last one {self._stamps[-1]!r}")
         return stamp
 
-    def _solve(self, terms: PairTerms, stamp: float) -> SolveResult:
+    def _solve(self, problem: Problem, stamp: float) -> SolveResult:
         """Warm-started solve; after a reset, or when the cost jumps, the best of the seeds.
 
         A jump (``recovery_cost_ratio`` × the last cost) means the warm start fell into another
@@ -214,26 +217,26 @@ class Retargeter:
         """
         opt = self.options
         if self._q_prev is None:  # cold start: nothing to stay close to
-            solved = self._best_of_seeds(terms, None, 0.0)
+            solved = self._best_of_seeds(problem, None, 0.0)
         else:
             q0 = self._predict(stamp)
-            solved = self._solver.solve(q0, terms, q0, opt.regularization)
+            solved = self._solver.solve(q0, problem, q0, opt.regularization)
             if opt.recovery_cost_ratio > 0.0 and solved.cost > opt.recovery_cost_ratio * max(
                     self._cost_prev, _RECOVERY_FLOOR):
-                seeded = self._best_of_seeds(terms, q0, opt.regularization)
+                seeded = self._best_of_seeds(problem, q0, opt.regularization)
                 solved = seeded if seeded.cost < solved.cost else solved
         self._q_prev2, self._q_prev = self._q_prev, solved.q
         self._cost_prev = solved.cost
         self._stamps = (self._stamps + [stamp])[-2:]
         return solved
 
-    def _best_of_seeds(self, terms: PairTerms, q_ref: Optional[np.ndarray], reg: float
+    def _best_of_seeds(self, problem: Problem, q_ref: Optional[np.ndarray], reg: float
                        ) -> SolveResult:
         hand = self.hand
         best = None
         for fraction in _SEED_FRACTIONS[:self.options.cold_start_seeds]:
             seed = hand.lower + fraction * (hand.upper - hand.lower)
-            solved = self._solver.solve(seed, terms, seed if q_ref is None else q_ref, reg)
+            solved = self._solver.solve(seed, problem, seed if q_ref is None else q_ref, reg)
             if best is None or solved.cost < best.cost:
                 best = solved
         return best

@@ -48,6 +48,12 @@ class SolveResult:
     iterations: int
 
 
+_ONES3 = np.ones(3)
+Problem = Tuple[np.ndarray, np.ndarray]
+"""A solve's pairs: weighted incidence ``D`` float64 (m, k) and root-frame weighted targets
+``T`` (m, 3) m; the residuals are ``D P - T`` for link origins ``P`` (k, 3)."""
+
+
 def _solve_spd(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """x with ``matrix @ x = rhs`` for a symmetric positive definite matrix (LAPACK posv)."""
     _, x, info = lapack.dposv(matrix, rhs)
@@ -57,7 +63,13 @@ def _solve_spd(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 class BoundedLM:
-    """Projected Levenberg-Marquardt over a :class:`RobotHand`'s independent joints."""
+    """Projected Levenberg-Marquardt over a :class:`RobotHand`'s independent joints.
+
+    Single-frame hot path (a few hundred µs per solve): with ~10 tiny arrays per iteration, the
+    time goes into the number of numpy calls, not into arithmetic, so the code below keeps that
+    number low (masks and identity rows instead of gathering sub-matrices; no Jacobian for a
+    rejected step).
+    """
 
     def __init__(self, hand: RobotHand, frame_ids: Sequence[int], max_iterations: int = 30,
                  tolerance: float = 1e-9, relative_tolerance: float = 1e-3,
@@ -72,9 +84,10 @@ class BoundedLM:
         # Initial damping: slightly above pure Gauss-Newton, which overshoots on the large
         # residuals of unreachable (real) poses and then needs rejected evaluations.
         self._mu0 = 1e-2
-        self._diag = np.arange(hand.num_joints)
+        self._eye = np.eye(hand.num_joints)
+        self._zeros = np.zeros(hand.num_joints)  # read-only start of a step
 
-    def problem(self, terms: PairTerms) -> Tuple[np.ndarray, np.ndarray]:
+    def problem(self, terms: PairTerms) -> Problem:
         """Weighted incidence ``D`` (m, k) and root-frame weighted targets ``T`` (m, 3)."""
         sw = np.sqrt(terms.weights)
         rows = np.arange(len(sw))
@@ -85,43 +98,54 @@ class BoundedLM:
         targets = (terms.targets * sw[:, None]) @ self.hand._wrist_rot_t
         return incidence, targets
 
-    def _evaluate(self, q: np.ndarray, problem: Tuple[np.ndarray, np.ndarray],
-                  q_ref: np.ndarray, reg: float) -> Tuple[float, np.ndarray, np.ndarray]:
-        """Cost, gradient (n,) and Gauss-Newton Hessian (n, n) at ``q``."""
-        incidence, targets = problem
-        points, jac = self.kinematics.evaluate(q)
-        res = incidence @ points - targets
-        jr = (incidence @ jac.reshape(len(points), -1)).reshape(len(res), 3, q.size)
-        delta = q - q_ref
-        if self.huber_delta > 0.0:
-            fit, res, jr = self._huber(res, jr)
-        else:
-            fit = float((res * res).sum())
-        res, jr = res.reshape(-1), jr.reshape(-1, q.size)
-        cost = fit + float(reg * (delta @ delta))
-        grad = jr.T @ res + reg * delta
-        hess = jr.T @ jr
-        hess[self._diag, self._diag] += reg
-        return cost, grad, hess
+    def _cost(self, q: np.ndarray, problem: Problem, q_ref: np.ndarray, reg: float
+              ) -> Tuple[float, tuple]:
+        """Cost at ``q`` and what :meth:`_derivatives` needs there (valid until the next FK).
 
-    def _huber(self, res: np.ndarray, jr: np.ndarray) -> Tuple[float, np.ndarray, np.ndarray]:
-        """Huber cost of the pair residuals (m, 3) and IRLS-reweighted residuals/Jacobian.
+        A rejected step only needs the cost: the Jacobian is built for accepted steps only.
+        """
+        incidence, targets = problem
+        points = self.kinematics.update(q)
+        res = incidence @ points - targets  # (m, 3)
+        squared = (res * res) @ _ONES3  # (m,) squared pair errors, m²
+        delta = q - q_ref
+        scale = None
+        if self.huber_delta > 0.0 and max(squared.tolist()) > self.huber_delta ** 2:
+            fit, scale = self._huber(squared)
+        else:
+            fit = float(squared.sum())
+        return fit + reg * float(delta @ delta), (points, res, scale, delta)
+
+    def _derivatives(self, state: tuple, incidence: np.ndarray, reg: float
+                     ) -> Tuple[np.ndarray, np.ndarray]:
+        """Gradient (n,) and Gauss-Newton Hessian (n, n) (half the cost's) at the last
+        :meth:`_cost`'s ``q``, Huber pairs IRLS-reweighted."""
+        points, res, scale, delta = state
+        jac = self.kinematics.jacobian(points)
+        jr = incidence @ jac.reshape(len(points), -1)  # (m, 3 n): pair rows, xyz-major columns
+        if scale is not None:
+            res, jr = res * scale, jr * scale
+        jr = jr.reshape(-1, delta.size)  # (3 m, n)
+        grad = jr.T @ res.reshape(-1) + reg * delta
+        hess = jr.T @ jr + reg * self._eye
+        return grad, hess
+
+    def _huber(self, squared: np.ndarray) -> Tuple[float, np.ndarray]:
+        """Huber cost of pairs with squared errors ``squared`` (m,) m², some beyond
+        ``huber_delta``, and the IRLS row scale (m, 1) of their residuals and Jacobians.
 
         A pair off by more than ``huber_delta`` (m) counts linearly, so a target the robot cannot
         reach (a human pinch on a hand whose thumb does not oppose) stops dragging the others.
         """
-        delta = self.huber_delta
-        norms = np.sqrt((res * res).sum(axis=1))
-        far = norms > delta
-        if not far.any():
-            return float((norms * norms).sum()), res, jr
-        cost = float(np.where(far, 2.0 * delta * norms - delta * delta, norms * norms).sum())
-        scale = np.sqrt(np.where(far, delta / np.maximum(norms, 1e-12), 1.0))
-        return cost, res * scale[:, None], jr * scale[:, None, None]
+        norms = np.sqrt(squared)
+        clipped = np.minimum(norms, self.huber_delta)
+        # c (2|r| - c) with c = min(|r|, delta): |r|² inside, 2 delta |r| - delta² beyond
+        cost = float(clipped @ (2.0 * norms - clipped))
+        return cost, np.sqrt(clipped / np.maximum(norms, 1e-300))[:, None]  # 1 inside
 
     def _step(self, q: np.ndarray, grad: np.ndarray, hess: np.ndarray, mu: float
               ) -> np.ndarray:
-        """Damped Gauss-Newton step (n,) that stays in the box; zero when everything is blocked.
+        """Damped Gauss-Newton target ``q + step`` (n,) inside the box (= ``q`` if all blocked).
 
         Variables on a bound whose gradient pushes outward are held. A variable the step would
         carry past a bound is clamped to it and the rest re-solved with that move fixed (a few
@@ -130,42 +154,55 @@ class BoundedLM:
         """
         lower, upper = self.hand.lower, self.hand.upper
         fixed = ((q <= lower) & (grad > 0.0)) | ((q >= upper) & (grad < 0.0))
-        step = np.zeros_like(q)
-        damped = hess.copy()
         # Marquardt scaling plus a small absolute floor (J^T J is ~1e-3 m²/rad² here).
-        damped[self._diag, self._diag] = hess[self._diag, self._diag] * (1.0 + mu) + 1e-3 * mu
+        damped = hess + (mu * self._eye) * (hess + 1e-3)
+        step = self._zeros
         for _ in range(4):
-            if fixed.all():
+            count = np.count_nonzero(fixed)
+            if count == len(q):
                 break
-            if not fixed.any():
-                step = -_solve_spd(damped, grad)
-            else:
-                free = np.flatnonzero(~fixed)
-                rhs = grad[free] + damped[free][:, fixed] @ step[fixed]
-                step[free] = -_solve_spd(damped[free][:, free], rhs)
+            step = (-_solve_spd(damped, grad) if count == 0
+                    else self._solve_held(damped, grad, fixed, step))
             trial = q + step
-            over = ~fixed & ((trial < lower) | (trial > upper))
-            if not over.any():
-                break
-            step[over] = np.minimum(np.maximum(trial[over], lower[over]), upper[over]) - q[over]
+            clipped = np.minimum(np.maximum(trial, lower), upper)
+            over = (clipped != trial) & ~fixed
+            if not np.count_nonzero(over):
+                return clipped
+            step = np.where(over, clipped - q, step)
             fixed |= over
-        return np.minimum(np.maximum(q + step, lower), upper) - q
+        return np.minimum(np.maximum(q + step, lower), upper)
 
-    def solve(self, q0: np.ndarray, terms: PairTerms, q_ref: np.ndarray, reg: float
+    def _solve_held(self, damped: np.ndarray, grad: np.ndarray, fixed: np.ndarray,
+                    step: np.ndarray) -> np.ndarray:
+        """Step (n,) minimising the damped model with the ``fixed`` entries held at ``step``'s.
+
+        Held variables get identity rows and columns (their move goes to the right-hand side):
+        one SPD solve of the full size instead of gathering the free sub-matrix.
+        """
+        free = ~fixed
+        held = np.where(fixed, step, 0.0)
+        system = np.where(free[:, None] & free, damped, self._eye)
+        return _solve_spd(system, held - (grad + damped @ held) * free)
+
+    def solve(self, q0: np.ndarray, problem: Problem, q_ref: np.ndarray, reg: float
               ) -> SolveResult:
-        """Minimise the pair cost + ``reg * |q - q_ref|²`` from ``q0``; always within bounds."""
-        problem = self.problem(terms)
+        """Minimise the pair cost + ``reg * |q - q_ref|²`` from ``q0``; always within bounds.
+
+        problem: from :meth:`problem` or :meth:`FixedPairs.problem`.
+        """
         q = self.hand.clip(np.asarray(q0, dtype=float))
-        cost, grad, hess = self._evaluate(q, problem, q_ref, reg)
+        cost, state = self._cost(q, problem, q_ref, reg)
+        grad, hess = self._derivatives(state, problem[0], reg)
         mu = self._mu0
         iterations = 0
         for iterations in range(1, self.max_iterations + 1):
-            step = self._step(q, grad, hess, mu)
-            if np.abs(step).max() < 1e-7:
+            q_new = self._step(q, grad, hess, mu)
+            step = q_new - q
+            if step @ step < 1e-14:  # |step| < 1e-7 rad: converged (or everything blocked)
                 break
             # Quadratic-model decrease of the cost (grad and hess are half the cost's derivatives)
             # when it is negligible another FK+Jacobian is not worth it.
-            predicted = -(2.0 * grad @ step + step @ hess @ step)
+            predicted = -(2.0 * float(grad @ step) + float(step @ (hess @ step)))
             if predicted <= 0.0:  # clipping spoilt the step: damp harder (towards the gradient)
                 mu *= 8.0
                 if mu > 1e6:
@@ -173,16 +210,40 @@ class BoundedLM:
                 continue
             if predicted < max(self.tolerance, self.relative_tolerance * cost):
                 break
-            q_new = q + step
-            new_cost, new_grad, new_hess = self._evaluate(q_new, problem, q_ref, reg)
+            new_cost, state = self._cost(q_new, problem, q_ref, reg)
             if new_cost <= cost:
-                q, cost, grad, hess = q_new, new_cost, new_grad, new_hess
+                q, cost = q_new, new_cost
+                grad, hess = self._derivatives(state, problem[0], reg)
                 mu = max(mu / 3.0, 1e-9)
             else:
                 mu *= 8.0
                 if mu > 1e6:
                     break
         return SolveResult(q=q, cost=cost, iterations=iterations)
+
+
+class FixedPairs:
+    """Pairs whose links and weights do not change between frames (vector/position objectives):
+    the incidence ``D`` is built once and the targets are two small matrix products per frame.
+
+    pairs: (human a, human b) keypoint pairs; link_index: keypoint -> row of the solver's links.
+    """
+
+    def __init__(self, solver: BoundedLM, pairs: Sequence[Tuple[int, int]], link_index: dict,
+                 weights: Sequence[float] = (), num_keypoints: int = 21) -> None:
+        terms = pair_terms(pairs, link_index, np.zeros((num_keypoints, 3)), 1.0, weights)
+        self.incidence, _ = solver.problem(terms)
+        # (m, K): sqrt(w) (human[b] - human[a]) for every pair at once
+        sw = np.sqrt(terms.weights)
+        rows = np.arange(len(sw))
+        self._difference = np.zeros((len(sw), num_keypoints))
+        self._difference[rows, [b for _, b in pairs]] += sw
+        self._difference[rows, [a for a, _ in pairs]] -= sw
+        self._rot_t = solver.hand._wrist_rot_t
+
+    def problem(self, human: np.ndarray, scaling: float) -> Problem:
+        """The solver's problem for human keypoints (K, 3) m in the wrist-link frame."""
+        return self.incidence, (scaling * (self._difference @ human)) @ self._rot_t
 
 
 def pair_terms(pairs: Sequence[Tuple[int, int]], link_index: dict, human: np.ndarray,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from typing import Optional, Tuple
 
 import numpy as np
@@ -21,7 +22,17 @@ from hand_perception.core.options import require_choice, require_range
 LOG = logging.getLogger(__name__)
 _PALM = np.array([0, 5, 9, 13, 17])
 _MCPS = np.array([5, 9, 13, 17])
-_FIRST, _SECOND = np.triu_indices(len(_MCPS), 1)
+# Keypoint selections as (rows, 21) matrices: one small product per use instead of fancy
+# indexing followed by a reduction (the frame is on the per-frame hot path).
+_PALM_CENTRED = np.zeros((len(_PALM), NUM_KEYPOINTS))
+_PALM_CENTRED[np.arange(len(_PALM)), _PALM] = 1.0
+_PALM_CENTRED[:, _PALM] -= 1.0 / len(_PALM)
+_MCP_FROM_WRIST = np.zeros((len(_MCPS), NUM_KEYPOINTS))
+_MCP_FROM_WRIST[np.arange(len(_MCPS)), _MCPS] = 1.0
+_MCP_FROM_WRIST[:, WRIST] -= 1.0
+_FORWARD = _MCP_FROM_WRIST.mean(axis=0)
+_EARLIER = np.tril(np.ones((len(_MCPS), len(_MCPS))), -1)  # row j sums rows i < j
+_ONES3 = np.ones(3)
 
 
 @dataclasses.dataclass
@@ -75,18 +86,15 @@ def validate_keypoints(keypoints: np.ndarray, name: str = "keypoints") -> np.nda
 
 def handedness_normal(keypoints: np.ndarray, side: str) -> Tuple[np.ndarray, float]:
     """Palm normal (3,) from summed MCP cross products, signed for ``side``, and its sine."""
-    vectors = keypoints[_MCPS] - keypoints[WRIST]
-    lengths = np.sqrt((vectors * vectors).sum(axis=1))
-    first, second = _FIRST, _SECOND
-    u, v = vectors[first], vectors[second]
-    # All pairwise cross products at once (np.cross is slow on tiny arrays).
-    crosses = np.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1],
-                        u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
-                        u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], axis=1)
-    total = crosses.sum(axis=0)
-    scale = float((lengths[first] * lengths[second]).sum())
+    vectors = _MCP_FROM_WRIST @ keypoints  # (4, 3) wrist -> MCP
+    # sum_{i<j} v_i × v_j = sum_j s_j × v_j with s_j = sum_{i<j} v_i: the antisymmetric part of
+    # M = sum_j s_j v_j^T (one 3x3 product instead of six cross products).
+    m = ((_EARLIER @ vectors).T @ vectors).tolist()
+    total = np.array([m[1][2] - m[2][1], m[2][0] - m[0][2], m[0][1] - m[1][0]])
+    lengths = np.sqrt((vectors * vectors) @ _ONES3)
+    scale = float(lengths @ (_EARLIER @ lengths))  # sum_{i<j} |v_i| |v_j|
     sign = 1.0 if side == RIGHT else -1.0
-    return sign * total, float(np.linalg.norm(total) / max(scale, 1e-12))
+    return sign * total, math.sqrt(float(total @ total)) / max(scale, 1e-12)
 
 
 class WristFrameEstimator:
@@ -107,12 +115,12 @@ class WristFrameEstimator:
 
     def process_valid(self, points: np.ndarray, side: str) -> WristFrameResult:
         """``process`` for keypoints already validated as finite float64 (21, 3)."""
-        palm = points[_PALM]
-        centred = palm - palm.sum(axis=0) / len(_PALM)
+        centred = _PALM_CENTRED @ points  # (5, 3) palm keypoints minus their mean
         # Eigen-decomposition of the 3x3 scatter: same plane as an SVD, cheaper on tiny input.
         evals, evecs = np.linalg.eigh(centred.T @ centred)
-        sing = np.sqrt(np.maximum(evals[::-1], 0.0))
-        if sing[0] <= 1e-9 or sing[1] / sing[0] < self.options.min_planarity:
+        _, mid, top = evals.tolist()
+        sing0, sing1 = math.sqrt(max(top, 0.0)), math.sqrt(max(mid, 0.0))
+        if sing0 <= 1e-9 or sing1 / sing0 < self.options.min_planarity:
             return self._reuse(points[WRIST])
         normal = evecs[:, 0]
         cue, sine = handedness_normal(points, side)
@@ -123,17 +131,16 @@ class WristFrameEstimator:
             reference = prev_z  # handedness cue too weak: keep continuity instead of guessing
         if normal @ reference < 0.0:
             normal = -normal
-        if prev_z is not None and sing[1] < self.options.trusted_planarity * sing[0]:
-            normal = self._blend_with_previous(normal, prev_z, sing[1] / sing[0])
-        forward = points[_MCPS].sum(axis=0) / len(_MCPS) - points[WRIST]
+        if prev_z is not None and sing1 < self.options.trusted_planarity * sing0:
+            normal = self._blend_with_previous(normal, prev_z, sing1 / sing0)
+        forward = _FORWARD @ points  # wrist -> mean of the four MCPs
         x_axis = forward - (forward @ normal) * normal
-        if np.linalg.norm(x_axis) < 1e-9:
+        length = math.sqrt(float(x_axis @ x_axis))
+        if length < 1e-9:
             return self._reuse(points[WRIST])
-        x_axis /= np.linalg.norm(x_axis)
-        y_axis = np.array([normal[1] * x_axis[2] - normal[2] * x_axis[1],
-                           normal[2] * x_axis[0] - normal[0] * x_axis[2],
-                           normal[0] * x_axis[1] - normal[1] * x_axis[0]])
-        rotation = np.column_stack([x_axis, y_axis, normal])
+        (x0, x1, x2), (z0, z1, z2) = (x_axis / length).tolist(), normal.tolist()
+        y0, y1, y2 = z1 * x2 - z2 * x1, z2 * x0 - z0 * x2, z0 * x1 - z1 * x0  # y = z × x
+        rotation = np.array([[x0, y0, z0], [x1, y1, z1], [x2, y2, z2]])
         self._previous = rotation
         return WristFrameResult(rotation=rotation, origin=points[WRIST].copy(), valid=True)
 

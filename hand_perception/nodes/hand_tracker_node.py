@@ -47,6 +47,7 @@ TRANSPORTS = ("raw", "compressed")
 #: ``providers`` parameter -> execution providers tried in order ("auto": the config file's list)
 PROVIDERS = {"auto": None, "cpu": ("cpu",), "cuda": ("cuda", "cpu"),
              "tensorrt": ("tensorrt", "cuda", "cpu")}
+THREAD_POOL_PARAMS = ("auto", "shared", "own")  # auto: config/models.yaml
 
 
 def pipeline_options_with(options, params: dict):
@@ -67,6 +68,10 @@ def pipeline_options_with(options, params: dict):
     if params["inference_threads"] > 0:
         detector, landmarker = (replace(detector, num_threads=params["inference_threads"]),
                                 replace(landmarker, num_threads=params["inference_threads"]))
+    if params["inference_thread_pool"] != "auto":
+        pool = params["inference_thread_pool"]
+        detector, landmarker = (replace(detector, thread_pool=pool),
+                                replace(landmarker, thread_pool=pool))
     return replace(options, palm_detector=detector, hand_landmarker=landmarker,
                    hand_tracker=tracker, image_is_mirrored=params["image_is_mirrored"],
                    max_hands=params["max_hands"] or options.max_hands)
@@ -172,6 +177,13 @@ class HandTrackerNode(LifecycleNode):
             raise ValueError(f"providers={q['providers']!r} is not one of {tuple(PROVIDERS)}")
         q["inference_threads"] = declare(self, "inference_threads", 0,
                                          "ONNX Runtime intra-op threads; 0: config file", 0, 64)
+        q["inference_thread_pool"] = declare(
+            self, "inference_thread_pool", "auto", "ONNX Runtime thread pool: auto (config "
+            "file) | shared (spinning, fastest) | own (per model, no spinning: cores shared "
+            "with other busy processes)", read_only=True)
+        if q["inference_thread_pool"] not in THREAD_POOL_PARAMS:
+            raise ValueError(f"inference_thread_pool={q['inference_thread_pool']!r} is not one "
+                             f"of {THREAD_POOL_PARAMS}")
         self._pipeline_params = q
 
     def _build_pipeline(self):

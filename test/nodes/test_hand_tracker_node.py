@@ -22,7 +22,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from hand_perception.core.camera import CameraIntrinsics
 from hand_perception.msg import Hand, HandArray
-from hand_perception.nodes.hand_tracker_node import HandTrackerNode
+from hand_perception.nodes.hand_tracker_node import HandTrackerNode, pipeline_options_with
 from hand_perception.nodes.image_source_node import camera_info_message
 from hand_perception.ros.hand_conversions import hands_from_msg
 from hand_perception.ros.image import numpy_to_image, rgb_to_compressed
@@ -409,9 +409,23 @@ def test_manual_lifecycle_without_autostart_has_no_pipeline_until_configured(mod
         tracker.destroy_node()
 
 
+def test_inference_parameters_override_the_model_options() -> None:
+    from hand_perception.core.hand_pipeline import load_pipeline_options
+
+    params = {"min_detection_score": -1.0, "min_presence_score": -1.0, "providers": "cpu",
+              "inference_threads": 1, "inference_thread_pool": "own",
+              "image_is_mirrored": False, "max_hands": 0}
+    options = pipeline_options_with(load_pipeline_options(), params)
+    for model in (options.palm_detector, options.hand_landmarker):
+        assert (model.providers, model.num_threads, model.thread_pool) == (("cpu",), 1, "own")
+    kept = pipeline_options_with(load_pipeline_options(), dict(params, inference_thread_pool="auto"))
+    assert kept.hand_landmarker.thread_pool == load_pipeline_options().hand_landmarker.thread_pool
+
+
 @pytest.mark.parametrize("args,error", [
     (["-p", "max_hands:=50"], "InvalidParameterValueException"),
     (["-p", "providers:=gpu"], "ValueError"),
+    (["-p", "inference_thread_pool:=global"], "ValueError"),
     (["-p", "image_transport:=theora"], "ValueError"),
     (["-p", "config_file:=/nonexistent/hand_pipeline.yaml"], "RuntimeError"),
 ])

@@ -8,6 +8,7 @@ the same machine's clock: conversion, queueing, inference and both DDS hops. DDS
 machine (LOCALHOST discovery, config/fastdds_localhost.xml, a domain of its own).
 
     python bench/bench_node_latency.py [--frames 300] [--rate 30] [--thread-pool shared|own]
+        [--threads N]
 """
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ def ros_env(domain: int) -> Dict[str, str]:
     return env
 
 
-def start_tracker(env: Dict[str, str], thread_pool: str) -> subprocess.Popen:
+def start_tracker(env: Dict[str, str], thread_pool: str, threads: int) -> subprocess.Popen:
     args = ["-r", "__node:=bench_tracker", "-r", "image:=/bench/image",
             "-r", "camera_info:=/bench/camera_info", "-r", "hands:=/bench/hands",
-            "-p", "providers:=cpu", "-p", f"inference_thread_pool:={thread_pool}"]
+            "-p", "providers:=cpu", "-p", f"inference_thread_pool:={thread_pool}",
+            "-p", f"inference_threads:={threads}"]
     return subprocess.Popen([sys.executable, "-m", "hand_perception.nodes.hand_tracker_node",
                              "--ros-args", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -100,6 +102,8 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=300, help="frames per row, warm-up included")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz")
     parser.add_argument("--thread-pool", choices=("shared", "own"), default="shared")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="the node's inference_threads (0: config file, one per core)")
     parser.add_argument("--domain", type=int, default=67, help="ROS_DOMAIN_ID of this run")
     args = parser.parse_args(argv)
     env = ros_env(args.domain)
@@ -109,14 +113,18 @@ def main(argv=None) -> int:
     print(f"| hands | answered / sent | hands per answer | mean ms | p50 ms | p95 ms | max ms |\n"
           f"|---|---|---|---|---|---|---|")
     for n_hands in (1, 2):
-        tracker = start_tracker(env, args.thread_pool)
+        tracker = start_tracker(env, args.thread_pool, args.threads)
         rclpy.init()
         try:
             result = play(scene_frames(n_hands, args.frames, DATA), args.rate)
         finally:
             rclpy.shutdown()
             tracker.terminate()
-            tracker.wait(timeout=20)
+            try:
+                tracker.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # never leave a node behind to skew the next row
+                tracker.kill()
+                tracker.wait()
         ms = result["latency_ms"]
         if not ms.size:
             sys.stderr.write(tracker.stderr.read())
@@ -125,7 +133,8 @@ def main(argv=None) -> int:
               f"{ms.mean():.1f} | {np.percentile(ms, 50):.1f} | {np.percentile(ms, 95):.1f} | "
               f"{ms.max():.1f} |", flush=True)
     print(f"\n`python bench/bench_node_latency.py {' '.join(argv or sys.argv[1:])}`, "
-          f"{args.rate:g} Hz, 640x480 rgb8, thread pool {args.thread_pool}; the first "
+          f"{args.rate:g} Hz, 640x480 rgb8, thread pool {args.thread_pool}, inference threads "
+          f"{args.threads or 'per core'}; the first "
           f"{WARMUP_FRAMES} frames are not counted.")
     return 0
 

@@ -378,7 +378,8 @@ NODE_CLASS = HandTrackerNode
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    return run_nodes([HandTrackerNode], args=args)
+    # Callbacks only convert and queue; inference runs on the node's worker thread.
+    return run_nodes([HandTrackerNode], args=args, single_threaded=True)
 
 
 if __name__ == "__main__":

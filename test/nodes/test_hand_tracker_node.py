@@ -3,6 +3,10 @@ annotated image/diagnostics out; depth pairing; the drop-oldest queue; every kin
 is logged naming the value, dropped, and the next good frame is still processed."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,8 +18,8 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Log
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
@@ -455,3 +459,38 @@ def test_graph_runner_starts_camera_and_tracker(module_context):
     finally:
         running.stop()
     assert not running.errors
+
+
+def test_node_process_answers_and_exits_cleanly_on_ctrl_c(rclpy_context, two_hands_rgb, tmp_path):
+    """``python -m ...hand_tracker_node`` (its main(): single-threaded executor, inference on
+    the worker thread) publishes HandArray for camera frames and exits 0 on SIGINT."""
+    log = tmp_path / "tracker.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hand_perception.nodes.hand_tracker_node", "--ros-args",
+         "-r", "__node:=tracker_process", "-r", "image:=/process_test/image",
+         "-r", "camera_info:=/process_test/camera_info", "-r", "hands:=/process_test/hands",
+         "-p", "providers:=cpu"],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    node = rclpy.create_node("process_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    received: List[HandArray] = []
+    try:
+        image_pub = node.create_publisher(Image, "/process_test/image", qos_profile_sensor_data)
+        node.create_subscription(HandArray, "/process_test/hands", received.append, RELIABLE)
+
+        def publish_and_spin() -> bool:
+            header = Header(stamp=node.get_clock().now().to_msg(), frame_id=FRAME_ID)
+            image_pub.publish(numpy_to_image(two_hands_rgb, "rgb8", header))
+            executor.spin_once(timeout_sec=0.1)
+            return bool(received)
+
+        assert wait_until(publish_and_spin, 60.0), log.read_text()[-3000:]
+        assert len(received[-1].hands) == 2
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20.0) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        executor.shutdown()
+        node.destroy_node()

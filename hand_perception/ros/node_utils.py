@@ -65,6 +65,11 @@ def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[s
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # Ctrl-C shuts the context down under a running take (rclpy raises a pybind11
+        # conversion error there): a stop, not a failure. While running, it is a real error.
+        if rclpy.ok():
+            raise
     finally:
         executor.shutdown()
         for node in nodes:

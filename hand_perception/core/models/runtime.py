@@ -119,7 +119,7 @@ def _set_threads(options: ort.SessionOptions, num_threads: int, thread_pool: str
 
     "shared": one pool for every session (its first user sizes it), whose workers spin between
     the ~50 parallel sections of a run instead of being woken for each. On 2 cores: detection
-    mode 50 vs 27-40 FPS, one tracked hand 98 vs 72 FPS, and the one-process demo graph 11.7 vs
+    mode 50 vs 27-40 FPS, one tracked hand 98 vs 72 FPS, and the one-process demo graph 12.6 vs
     4.9 FPS. "own": a pool per session that never spins (spinning pools per session starve each
     other: detection-mode p95 49 ms vs 26 ms). It is the choice when other busy processes share
     the cores: a spinning worker then burns the time slices the other thread needs (detection
@@ -127,13 +127,18 @@ def _set_threads(options: ort.SessionOptions, num_threads: int, thread_pool: str
     bench/bench_hand_tracking.py --thread-pool / --busy-core measure both.
     """
     global _SHARED_POOL_THREADS
+    size_shared_pool = getattr(ort.capi.onnxruntime_pybind11_state,
+                               "set_global_thread_pool_sizes", None)
+    if thread_pool == "shared" and size_shared_pool is None:
+        _LOG.warning("this onnxruntime build cannot share a thread pool: thread_pool=own used")
+        thread_pool = "own"
     if thread_pool == "own":
         options.intra_op_num_threads = int(num_threads)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         return
     if _SHARED_POOL_THREADS is None:
-        ort.capi.onnxruntime_pybind11_state.set_global_thread_pool_sizes(int(num_threads), 1)
+        size_shared_pool(int(num_threads), 1)
         _SHARED_POOL_THREADS = int(num_threads)
     elif int(num_threads) != _SHARED_POOL_THREADS:
         _LOG.info("num_threads=%d ignored: this process' shared ONNX Runtime pool already has "

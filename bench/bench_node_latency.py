@@ -27,18 +27,9 @@ if __package__ in (None, ""):  # run as a script: make `import bench.x` work
 
 from bench.bench_hand_tracking import scene_frames  # noqa: E402
 from bench.eval_hand_tracking import DATA  # noqa: E402
+from hand_perception.ros.dds_env import local_dds_environment  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 WARMUP_FRAMES = 30  # model warm-up and the first detector runs are not counted
-
-
-def ros_env(domain: int) -> Dict[str, str]:
-    """This machine only: LOCALHOST discovery, the loopback/shared-memory profile, own domain."""
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain),
-               RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
-               FASTDDS_DEFAULT_PROFILES_FILE=str(ROOT / "config" / "fastdds_localhost.xml"))
-    env.pop("HAND_PERCEPTION_ALLOW_NETWORK", None)
-    return env
 
 
 def start_tracker(env: Dict[str, str], thread_pool: str, threads: int) -> subprocess.Popen:
@@ -106,7 +97,7 @@ def main(argv=None) -> int:
                         help="the node's inference_threads (0: config file, one per core)")
     parser.add_argument("--domain", type=int, default=67, help="ROS_DOMAIN_ID of this run")
     args = parser.parse_args(argv)
-    env = ros_env(args.domain)
+    env = dict(os.environ, **local_dds_environment(args.domain))
     os.environ.update(env)  # this process' rclpy reads it at init
     import rclpy
 

@@ -378,8 +378,7 @@ NODE_CLASS = HandTrackerNode
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    # Callbacks only convert and queue; inference runs on the node's worker thread.
-    return run_nodes([HandTrackerNode], args=args, single_threaded=True)
+    return run_nodes([HandTrackerNode], args=args)
 
 
 if __name__ == "__main__":

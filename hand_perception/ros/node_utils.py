@@ -7,8 +7,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
-                             SingleThreadedExecutor)
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 
@@ -44,20 +43,12 @@ def log_dropped(node: Node, reason: str, period_s: float = 2.0) -> None:
 
 
 def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[str]] = None,
-              num_threads: Optional[int] = None, single_threaded: bool = False) -> int:
-    """Initialise rclpy, build the nodes, spin them on an executor until Ctrl-C or shutdown, and
-    clean up. Returns the process exit code.
-
-    ``single_threaded``: a SingleThreadedExecutor, for nodes whose callbacks are all short and
-    whose heavy work has a thread of its own (the hand tracker: camera -> HandArray p50 14-15 ms
-    instead of 18-20 ms with one hand, bench/bench_node_latency.py), since the multi-threaded
-    executor's Python dispatch competes with that thread for the interpreter and the cores;
-    otherwise a MultiThreadedExecutor with ``num_threads``.
-    """
+              num_threads: Optional[int] = None) -> int:
+    """Initialise rclpy, build the nodes, spin them on a multi-threaded executor until Ctrl-C or
+    shutdown, and clean up. Returns the process exit code."""
     rclpy.init(args=args)
     nodes = []
-    executor = (SingleThreadedExecutor() if single_threaded
-                else MultiThreadedExecutor(num_threads=num_threads))
+    executor = MultiThreadedExecutor(num_threads=num_threads)
     try:
         for factory in factories:
             nodes.append(factory())
@@ -65,11 +56,6 @@ def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[s
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RuntimeError:
-        # Ctrl-C shuts the context down under a running take (rclpy raises a pybind11
-        # conversion error there): a stop, not a failure. While running, it is a real error.
-        if rclpy.ok():
-            raise
     finally:
         executor.shutdown()
         for node in nodes:

@@ -462,8 +462,8 @@ def test_graph_runner_starts_camera_and_tracker(module_context):
 
 
 def test_node_process_answers_and_exits_cleanly_on_ctrl_c(rclpy_context, two_hands_rgb, tmp_path):
-    """``python -m ...hand_tracker_node`` (its main(): single-threaded executor, inference on
-    the worker thread) publishes HandArray for camera frames and exits 0 on SIGINT."""
+    """``python -m ...hand_tracker_node`` (its main()) publishes HandArray for camera frames
+    and exits 0 on SIGINT."""
     log = tmp_path / "tracker.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "hand_perception.nodes.hand_tracker_node", "--ros-args",

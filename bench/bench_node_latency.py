@@ -8,7 +8,10 @@ the same machine's clock: conversion, queueing, inference and both DDS hops. DDS
 machine (LOCALHOST discovery, config/fastdds_localhost.xml, a domain of its own).
 
     python bench/bench_node_latency.py [--frames 300] [--rate 30] [--thread-pool shared|own]
-        [--threads N]
+        [--threads N] [--search on|off|both]
+
+``--search``: the node's ``search_between_frames`` (default ``both``: a row with each, for 1 and
+2 hands; with 1 hand and max_hands 2 the node keeps looking for a second hand).
 """
 from __future__ import annotations
 
@@ -32,11 +35,13 @@ from hand_perception.ros.dds_env import local_dds_environment  # noqa: E402
 WARMUP_FRAMES = 30  # model warm-up and the first detector runs are not counted
 
 
-def start_tracker(env: Dict[str, str], thread_pool: str, threads: int) -> subprocess.Popen:
+def start_tracker(env: Dict[str, str], thread_pool: str, threads: int,
+                  search_between_frames: bool) -> subprocess.Popen:
     args = ["-r", "__node:=bench_tracker", "-r", "image:=/bench/image",
             "-r", "camera_info:=/bench/camera_info", "-r", "hands:=/bench/hands",
             "-p", "providers:=cpu", "-p", f"inference_thread_pool:={thread_pool}",
-            "-p", f"inference_threads:={threads}"]
+            "-p", f"inference_threads:={threads}",
+            "-p", f"search_between_frames:={str(search_between_frames).lower()}"]
     return subprocess.Popen([sys.executable, "-m", "hand_perception.nodes.hand_tracker_node",
                              "--ros-args", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -96,15 +101,18 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="the node's inference_threads (0: config file, one per core)")
     parser.add_argument("--domain", type=int, default=67, help="ROS_DOMAIN_ID of this run")
+    parser.add_argument("--search", choices=("on", "off", "both"), default="both",
+                        help="the node's search_between_frames")
     args = parser.parse_args(argv)
     env = dict(os.environ, **local_dds_environment(args.domain))
     os.environ.update(env)  # this process' rclpy reads it at init
     import rclpy
 
-    print(f"| hands | answered / sent | hands per answer | mean ms | p50 ms | p95 ms | max ms |\n"
-          f"|---|---|---|---|---|---|---|")
-    for n_hands in (1, 2):
-        tracker = start_tracker(env, args.thread_pool, args.threads)
+    searches = {"on": (True,), "off": (False,), "both": (True, False)}[args.search]
+    print(f"| hands | search between frames | answered / sent | hands per answer | mean ms | "
+          f"p50 ms | p95 ms | max ms |\n|---|---|---|---|---|---|---|---|")
+    for n_hands, search in ((n, s) for n in (1, 2) for s in searches):
+        tracker = start_tracker(env, args.thread_pool, args.threads, search)
         rclpy.init()
         try:
             result = play(scene_frames(n_hands, args.frames, DATA), args.rate)
@@ -120,7 +128,8 @@ def main(argv=None) -> int:
         if not ms.size:
             sys.stderr.write(tracker.stderr.read())
             raise SystemExit(f"no HandArray received with {n_hands} hand(s)")
-        print(f"| {n_hands} | {result['answered']} / {result['sent']} | {result['hands']:.2f} | "
+        print(f"| {n_hands} | {'on' if search else 'off'} | {result['answered']} / {result['sent']} | "
+              f"{result['hands']:.2f} | "
               f"{ms.mean():.1f} | {np.percentile(ms, 50):.1f} | {np.percentile(ms, 95):.1f} | "
               f"{ms.max():.1f} |", flush=True)
     print(f"\n`python bench/bench_node_latency.py {' '.join(argv or sys.argv[1:])}`, "

@@ -37,6 +37,7 @@ GT_SETS: Dict[str, Tuple[str, str]] = {  # folder -> (GT file, handedness of eve
 METHODS = ("ours", "mediapipe")
 #: Our pipeline with MediaPipe's detector-input sampling and search schedule (a video row).
 MP_SAMPLING = "ours, MediaPipe's sampling + schedule"
+NODE_SCHEDULE = "ours, search between frames (the node)"
 SECTIONS = ("photos", "sequences", "tiled", "negatives")
 
 
@@ -123,7 +124,9 @@ def sequences_section(data: Path, kinds: Sequence[str], n_frames: int, n_sources
         frames, gt_frames = [f for f, _ in rendered], [g for _, g in rendered]
         results = run_both(frames, static=False)
         results[MP_SAMPLING] = run_ours(frames, False, mediapipe_sampling_options())
-        for method in (*METHODS, MP_SAMPLING):
+        results[NODE_SCHEDULE] = run_ours(frames, False, pipeline_options(
+            False, search_between_frames=True), search_steps=1)
+        for method in (*METHODS, MP_SAMPLING, NODE_SCHEDULE):
             tally = tallies.setdefault((kind, method), SequenceTally())
             tally.add_sequence(results[method], gt_frames)
     rows = [[kind, method, tally.frames] + tally.cells()[:4] + tally.temporal_cells()
@@ -143,7 +146,10 @@ def sequences_section(data: Path, kinds: Sequence[str], n_frames: int, n_sources
         "MediaPipe's grid instead of our INTER_AREA shrink to the detector's 192x192) and "
         "redetect_interval_frames=1 (MediaPipe's search on every frame with fewer than 2 hands; "
         "ours: every 10th), without our tiled sweep (ours: over 2x3 tiles at most every 30th "
-        "frame while fewer than 2 hands are tracked)."])
+        "frame while fewer than 2 hands are tracked). \"ours, search between frames (the "
+        "node)\": search_between_frames=true, as hand_tracker_node runs it: while a hand is "
+        "tracked, the search for a further one runs one detector pass between frames (one "
+        "search_step() after each frame here) instead of inside a frame."])
 
 
 def main(argv=None) -> int:

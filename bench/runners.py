@@ -55,9 +55,12 @@ def _our_hands(result) -> List[dict]:
              "keypoints_2d": np.asarray(h.keypoints_2d, np.float64)} for h in result.hands]
 
 
-def run_ours(frames: Iterable[np.ndarray], static: bool, options=None) -> List[FrameResult]:
+def run_ours(frames: Iterable[np.ndarray], static: bool, options=None,
+             search_steps: int = 0) -> List[FrameResult]:
     """Our pipeline over ``frames`` (RGB uint8): photos (``static``: reset before each image,
-    detector every time) or one video stream at ``FPS``."""
+    detector every time) or one video stream at ``FPS``. ``search_steps`` > 0: up to that many
+    ``search_step()`` calls after each frame, untimed (hand_tracker_node's idle time between
+    images; the options need ``search_between_frames``)."""
     from hand_perception.core.hand_pipeline import HandPipeline
 
     pipeline = HandPipeline(options if options is not None else pipeline_options(static))
@@ -68,6 +71,8 @@ def run_ours(frames: Iterable[np.ndarray], static: bool, options=None) -> List[F
         start = time.perf_counter()
         out = pipeline.process(rgb, index / FPS)
         latency = (time.perf_counter() - start) * 1e3
+        for _ in range(search_steps):
+            pipeline.search_step()
         results.append(FrameResult(_our_hands(out), latency, bool(out.detector_ran),
                                    dict(out.timings_ms)))
     return results

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -166,18 +167,114 @@ class PalmSearchResult:
     tiled: bool = False
 
 
+class PalmSearch:
+    """:func:`detect_palms` in steps, so that a video pipeline can spread its cost over the idle
+    time between frames: the first :meth:`step` runs the single letterboxed pass; when that finds
+    fewer than ``wanted`` new palms and ``allow_tiles``, each further step runs the next
+    ``windows_per_step`` tiles. ``done`` once nothing is left; ``result`` is then final."""
+
+    def __init__(self, detector: PalmDetector, rgb: np.ndarray, wanted: int,
+                 options: TiledDetectionOptions, allow_tiles: bool = True,
+                 covered: Callable[[PalmDetection], bool] = lambda _: False,
+                 windows_per_step: int = 1) -> None:
+        require_int("windows_per_step", windows_per_step, 1)
+        self._detector, self._rgb, self._wanted = detector, rgb, wanted
+        self._covered, self._per_step = covered, windows_per_step
+        windows = tiled_windows(rgb.shape[1], rgb.shape[0], options)
+        self._windows = windows if options.enabled and allow_tiles else []
+        self._first: List[PalmDetection] = []
+        self._extra: List[PalmDetection] = []
+        self._steps = 0
+
+    @property
+    def done(self) -> bool:
+        return self._steps > 0 and not self._windows
+
+    def step(self) -> None:
+        """Run the next unit of the search (nothing once ``done``)."""
+        if self.done:
+            return
+        if self._steps == 0:
+            found = self._detector.process(self._rgb).detections
+            self._first = [det for det in found if not self._covered(det)]
+            if len(self._first) >= self._wanted:
+                self._windows = []
+        else:
+            windows, self._windows = (self._windows[:self._per_step],
+                                      self._windows[self._per_step:])
+            found = detect_in_windows(self._detector, self._rgb, windows)
+            self._extra += [det for det in found if not self._covered(det)]
+        self._steps += 1
+
+    @property
+    def result(self) -> PalmSearchResult:
+        """The candidates found so far; ``tiled`` once any tile ran."""
+        if self._steps <= 1:
+            return PalmSearchResult([PalmCandidate(det, False) for det in self._first], False)
+        merged = merge_detections(self._first, self._extra, self._detector.options.nms_iou)
+        return PalmSearchResult(merged, True)
+
+
 def detect_palms(detector: PalmDetector, rgb: np.ndarray, wanted: int,
                  options: TiledDetectionOptions, allow_tiles: bool = True,
                  covered: Callable[[PalmDetection], bool] = lambda _: False) -> PalmSearchResult:
     """Palms in ``rgb`` (H, W, 3) uint8, full-image px, leaving out those ``covered`` (hands
     already tracked): the single letterboxed pass and, when it finds fewer than ``wanted`` new
-    palms and ``allow_tiles``, the tiled pass."""
-    first = [det for det in detector.process(rgb).detections if not covered(det)]
-    windows = tiled_windows(rgb.shape[1], rgb.shape[0], options)
-    if not (options.enabled and allow_tiles and windows) or len(first) >= wanted:
-        return PalmSearchResult([PalmCandidate(det, False) for det in first], False)
-    extra = [det for det in detect_in_windows(detector, rgb, windows) if not covered(det)]
-    merged = merge_detections(first, extra, detector.options.nms_iou)
-    _LOG.debug("tiled pass: %d windows, %d raw detections, %d new candidates", len(windows),
-               len(extra), sum(c.from_tiles for c in merged))
-    return PalmSearchResult(merged, True)
+    palms and ``allow_tiles``, the tiled pass (batched by the detector's ``max_batch``)."""
+    search = PalmSearch(detector, rgb, wanted, options, allow_tiles, covered,
+                        windows_per_step=detector.options.max_batch)
+    while not search.done:
+        search.step()
+    result = search.result
+    if result.tiled:
+        _LOG.debug("tiled pass: %d new candidates", sum(c.from_tiles for c in result.candidates))
+    return result
+
+
+class DeferredPalmSearch:
+    """One :class:`PalmSearch` at a time, started on a frame and stepped between frames (the
+    hand pipeline's ``search_between_frames``); keeps a running estimate of a step's cost."""
+
+    def __init__(self) -> None:
+        self._search: Optional[PalmSearch] = None
+        self._started_frame = 0
+        self.step_cost_s = 0.0  # exponential average of step wall times, 0 before the first
+
+    @property
+    def active(self) -> bool:
+        """A search was started and its result not taken yet."""
+        return self._search is not None
+
+    @property
+    def pending(self) -> bool:
+        """A search has steps left to run."""
+        return self._search is not None and not self._search.done
+
+    def start(self, search: PalmSearch, frame: int) -> None:
+        self._search, self._started_frame = search, frame
+
+    def cancel(self) -> None:
+        self._search = None
+
+    def step(self) -> float:
+        """Run the next step of the pending search; its wall time (s), 0 when none is pending."""
+        if not self.pending:
+            return 0.0
+        tick = time.perf_counter()
+        self._search.step()
+        elapsed = time.perf_counter() - tick
+        self.step_cost_s = elapsed if not self.step_cost_s else 0.8 * self.step_cost_s + 0.2 * elapsed
+        return elapsed
+
+    def take(self, frame: int, max_age_frames: int) -> Optional[PalmSearchResult]:
+        """The finished search's result, once (None while none is finished). A search started
+        ``max_age_frames`` or more frames ago is finished here at once: a camera that leaves no
+        idle time must still get its search."""
+        if self._search is None:
+            return None
+        if not self._search.done and frame - self._started_frame < max_age_frames:
+            return None
+        while not self._search.done:
+            self._search.step()
+        result, self._search = self._search.result, None
+        return result

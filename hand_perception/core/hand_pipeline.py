@@ -31,24 +31,23 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import yaml
 
 from hand_perception.core.camera import CameraIntrinsics
-from hand_perception.core.detection import TiledDetectionOptions, detect_palms
+from hand_perception.core.detection import DeferredPalmSearch, PalmSearch, PalmSearchResult
+# HandPipelineOptions and load_pipeline_options are part of this module's interface
+from hand_perception.core.hand_pipeline_options import (  # noqa: F401
+    HandPipelineOptions, load_pipeline_options)
 from hand_perception.core.keypoints import NUM_KEYPOINTS
-from hand_perception.core.lifting import HandLifter, LiftingOptions, LiftingResult
-from hand_perception.core.models.hand_landmarker import HandLandmarker, HandLandmarkerOptions
-from hand_perception.core.models.palm_detector import (PalmDetector, PalmDetectorOptions,
-                                                       check_image)
+from hand_perception.core.lifting import HandLifter, LiftingResult
+from hand_perception.core.models.hand_landmarker import HandLandmarker
+from hand_perception.core.models.palm_detector import PalmDetector, check_image
 from hand_perception.core.models.roi import (HandRoi, overlap_of_smaller, roi_bounding_box,
                                              roi_from_landmarks, roi_from_palm)
-from hand_perception.core.options import options_from_mapping, require_int, require_range
-from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator, WristFrameOptions
-from hand_perception.core.tracking import HandDetection, HandTracker, HandTrackerOptions
+from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator
+from hand_perception.core.tracking import HandDetection, HandTracker
 from hand_perception.core.wrist_pose import wrist_rotation
 
 _LOG = logging.getLogger(__name__)
@@ -56,51 +55,6 @@ TIMING_KEYS = ("detect", "landmark", "track", "lift", "total")
 #: A palm ROI overlapping a healthy track's ROI by more than this (IoU of their bounding boxes)
 #: is the same hand: it is not sent to the landmark model again.
 _SAME_HAND = 0.5  # overlap_of_smaller above which a palm is a hand already tracked
-_COMPONENTS = {"palm_detector": PalmDetectorOptions, "hand_landmarker": HandLandmarkerOptions,
-               "hand_tracker": HandTrackerOptions, "hand_lifter": LiftingOptions,
-               "tiled_detection": TiledDetectionOptions, "wrist_frame": WristFrameOptions}
-
-
-@dataclass
-class HandPipelineOptions:
-    """Options of :class:`HandPipeline` (config/hand_pipeline.yaml, :func:`load_pipeline_options`).
-
-    ``max_hands`` and ``image_is_mirrored`` are the pipeline's and override the tracker's;
-    ``redetect_interval_frames`` > 0 runs the palm detector at least that often (0: only when
-    the tracker asks); ``static_image_mode`` runs the detector on every frame and never tracks
-    ROIs (IDs and smoothing still carry over; call ``reset`` between unrelated images).
-    ``retry_roi_scale`` (> 1, or 0 = off) and ``confirm_new_hands`` are the video-mode steps of
-    the module docstring's step 2."""
-
-    max_hands: int = 2
-    image_is_mirrored: bool = False
-    static_image_mode: bool = False
-    redetect_interval_frames: int = 10
-    retry_roi_scale: float = 1.5
-    confirm_new_hands: bool = True
-    palm_detector: PalmDetectorOptions = field(default_factory=PalmDetectorOptions)
-    hand_landmarker: HandLandmarkerOptions = field(default_factory=HandLandmarkerOptions)
-    hand_tracker: HandTrackerOptions = field(default_factory=HandTrackerOptions)
-    hand_lifter: LiftingOptions = field(default_factory=LiftingOptions)
-    tiled_detection: TiledDetectionOptions = field(default_factory=TiledDetectionOptions)
-    wrist_frame: WristFrameOptions = field(default_factory=WristFrameOptions)
-
-    def __post_init__(self) -> None:
-        require_int("max_hands", self.max_hands, 1)
-        require_int("redetect_interval_frames", self.redetect_interval_frames, 0)
-        if self.retry_roi_scale != 0:
-            require_range("retry_roi_scale", self.retry_roi_scale, 1.0, 4.0)
-        for name in ("image_is_mirrored", "static_image_mode", "confirm_new_hands"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        for name, cls in _COMPONENTS.items():
-            value = getattr(self, name)
-            if isinstance(value, Mapping):
-                setattr(self, name, options_from_mapping(cls, value))
-            elif not isinstance(value, cls):
-                raise TypeError(f"{name} must be {cls.__name__} or a mapping, got {value!r}")
-        self.hand_tracker = dataclasses.replace(
-            self.hand_tracker, max_hands=self.max_hands, image_is_mirrored=self.image_is_mirrored)
 
 
 @dataclass
@@ -168,6 +122,7 @@ class HandPipeline:
         tiled = self.options.tiled_detection
         self._tiling = (tiled if self.options.static_image_mode
                         else dataclasses.replace(tiled, grids=tiled.video_grids))
+        self._search = DeferredPalmSearch()
         self.reset()
 
     def reset(self) -> None:
@@ -178,6 +133,8 @@ class HandPipeline:
         self._last_detect_frame: Optional[int] = None
         self._last_tiled_frame: Optional[int] = None
         self._detector_needed = True
+        self._search.cancel()
+        self._search_wanted = 0
         self._track_rois: Dict[int, Tuple[HandRoi, float]] = {}
         self._wrist_frames: Dict[int, WristFrameEstimator] = {}
 
@@ -192,12 +149,10 @@ class HandPipeline:
         start = time.perf_counter()
         stamp_s = self._check_inputs(rgb, stamp_s, intrinsics, depth_m)
         timings = dict.fromkeys(TIMING_KEYS, 0.0)
-        rois = self._tracking_rois()
-        detector_ran = self._should_detect()
-        if detector_ran:
-            tick = time.perf_counter()
-            rois += self._detector_rois(rgb)
-            timings["detect"] = (time.perf_counter() - tick) * 1e3
+        tick = time.perf_counter()
+        new_rois, detector_ran = self._new_hand_rois(rgb)
+        rois = self._tracking_rois() + new_rois
+        timings["detect"] = (time.perf_counter() - tick) * 1e3
         tick = time.perf_counter()
         landmarks = self.landmarker.process(rgb, [r.roi for r in rois])
         landmarks = self._confirm_new(rgb, rois, self._retry_faded(rgb, rois, landmarks))
@@ -213,7 +168,8 @@ class HandPipeline:
         hands = [self._hand(t, self._matching(t, measured), intrinsics is not None)
                  for t in tracked.hands]
         timings["track"] = (time.perf_counter() - tick) * 1e3
-        self._advance(stamp_s, detector_ran, tracked, measured)
+        self._advance(stamp_s, tracked, measured)
+        self._start_search(rgb)
         timings["total"] = (time.perf_counter() - start) * 1e3
         return HandPipelineResult(hands, stamp_s, detector_ran, timings)
 
@@ -256,16 +212,22 @@ class HandPipeline:
         floor = self.options.hand_tracker.keep_presence
         return [_Roi(roi, "track", floor) for roi, _ in self._track_rois.values()]
 
-    def _should_detect(self) -> bool:
+    def _further_search_due(self) -> bool:
+        """The periodic search for hands beyond those tracked is due on this frame."""
         interval = self.options.redetect_interval_frames
-        all_tracked = len(self._track_rois) >= self.options.max_hands
-        return (self.options.static_image_mode or self._detector_needed
-                or self._last_detect_frame is None
-                or (interval > 0 and not all_tracked
-                    and self._frame - self._last_detect_frame >= interval))
+        return (interval > 0 and len(self._track_rois) < self.options.max_hands
+                and self._frame - self._last_detect_frame >= interval)
 
-    def _detector_rois(self, rgb: np.ndarray) -> List[_Roi]:
-        """ROIs of palms that no healthy track covers yet (tiled pass when hands are missing)."""
+    def _should_detect(self) -> bool:
+        """The detector runs inside this frame (else a deferred search may be pending)."""
+        if (self.options.static_image_mode or self._detector_needed
+                or self._last_detect_frame is None):
+            return True
+        return not self.options.search_between_frames and self._further_search_due()
+
+    def _new_palm_search(self, rgb: np.ndarray, windows_per_step: int) -> PalmSearch:
+        """A search for palms that no healthy track covers yet, with the tiled pass when hands
+        are missing and a sweep is due; counts as this frame's detector (and sweep) run."""
         opts = self.options
         healthy = [roi for roi, presence in self._track_rois.values()
                    if presence >= opts.hand_tracker.redetect_presence]
@@ -283,18 +245,67 @@ class HandPipeline:
         allow_tiles = opts.static_image_mode or (tiled.interval_frames > 0 and (
             self._last_tiled_frame is None
             or self._frame - self._last_tiled_frame >= tiled.interval_frames))
-        wanted = max(opts.max_hands - len(healthy), 0)
-        search = detect_palms(self.detector, rgb, wanted, tiled, allow_tiles, covered)
-        if search.tiled:
-            self._last_tiled_frame = self._frame
+        self._last_detect_frame = self._frame
+        self._search_wanted = max(opts.max_hands - len(healthy), 0)
+        return PalmSearch(self.detector, rgb, self._search_wanted, tiled, allow_tiles, covered,
+                          windows_per_step)
+
+    def _detector_rois(self, rgb: np.ndarray) -> List[_Roi]:
+        """ROIs of new palms found in this frame (a pending between-frames search is dropped)."""
+        self._search.cancel()
+        search = self._new_palm_search(rgb, self.detector.options.max_batch)
+        while not search.done:
+            search.step()
+        return self._palm_rois(search.result)
+
+    def _new_hand_rois(self, rgb: np.ndarray) -> Tuple[List[_Roi], bool]:
+        """ROIs of palms not tracked yet and whether the detector ran in this frame: its own
+        run when one is due here, else the result of a between-frames search once that has
+        finished (finished here when overdue)."""
+        if self._should_detect():
+            return self._detector_rois(rgb), True
+        overdue = self._search.pending
+        found = self._search.take(self._frame, max(self.options.redetect_interval_frames, 1))
+        return ([], False) if found is None else (self._palm_rois(found), overdue)
+
+    def _palm_rois(self, search: PalmSearchResult) -> List[_Roi]:
+        if search.tiled:  # the sweep ran on the frame its search started on
+            self._last_tiled_frame = self._last_detect_frame
         # At most `wanted` first-pass palms (best first); tile candidates may be false ones the
         # landmark presence rejects, so a few more of them are worth a landmark crop each.
+        wanted, opts = self._search_wanted, self.options
         palms = [c for c in search.candidates if not c.from_tiles][:wanted]
         palms += [c for c in search.candidates if c.from_tiles][:2 * wanted]
         return [_Roi(roi_from_palm(c.detection.box, c.detection.keypoints),
                      "tiles" if c.from_tiles else "palm",
-                     tiled.confirm_presence if c.from_tiles else opts.hand_tracker.min_presence)
+                     self._tiling.confirm_presence if c.from_tiles
+                     else opts.hand_tracker.min_presence)
                 for c in palms]
+
+    def _start_search(self, rgb: np.ndarray) -> None:
+        """With ``search_between_frames``: start the due search for further hands on this
+        (already committed) frame, for :meth:`search_step` to run."""
+        if (self.options.search_between_frames and not self.options.static_image_mode
+                and not self._detector_needed and not self._search.active
+                and self._further_search_due()):
+            # a copy: the caller may reuse its image buffer before the search has run
+            self._search.start(self._new_palm_search(rgb.copy(), 1), self._frame)
+
+    @property
+    def search_pending(self) -> bool:
+        """A between-frames search has steps left for :meth:`search_step`."""
+        return self._search.pending
+
+    @property
+    def search_step_cost_s(self) -> float:
+        """Typical wall time (s) of one :meth:`search_step` (0 before the first)."""
+        return self._search.step_cost_s
+
+    def search_step(self) -> float:
+        """Run one detector pass (the whole frame, or one tile) of the pending search for
+        further hands on the last processed frame (``search_between_frames``); its palms are
+        tried on the next frame. Returns the step's wall time (s), 0 when none was pending."""
+        return self._search.step()
 
     def _retry_faded(self, rgb: np.ndarray, rois: List[_Roi], landmarks):
         """Give each tracking ROI whose hand faded below its presence floor one more landmark
@@ -377,12 +388,9 @@ class HandPipeline:
             joint_confidence=tracked.joint_confidence.astype(np.float32),
             joint_visible=tracked.joint_visible.astype(bool), wrist_pose=pose)
 
-    def _advance(self, stamp_s: float, detector_ran: bool, tracked,
-                 measured: List[_Measured]) -> None:
-        """Commit this frame: stamp, detector bookkeeping, next frame's ROIs, dropped tracks."""
+    def _advance(self, stamp_s: float, tracked, measured: List[_Measured]) -> None:
+        """Commit this frame: stamp, detector need, next frame's ROIs, dropped tracks."""
         self._stamp = stamp_s
-        if detector_ran:
-            self._last_detect_frame = self._frame
         self._frame += 1
         # Run the detector on the next frame only to re-acquire (no track, or one missed or
         # fading); a search for further hands waits for redetect_interval_frames instead of
@@ -395,38 +403,3 @@ class HandPipeline:
                                                match.detection.presence)
         for track_id in tracked.lost_ids:
             self._wrist_frames.pop(track_id, None)
-
-
-# -- configuration ------------------------------------------------------------------------------------
-
-def _load_section(reference: str, base_dir: Path) -> Dict[str, Any]:
-    """Mapping from a ``"file.yaml#section"`` reference (file relative to ``base_dir``, else to
-    the package's config/)."""
-    from hand_perception.paths import config_path
-
-    name, _, section = reference.partition("#")
-    path = base_dir / name if (base_dir / name).is_file() else config_path(name)
-    with path.open("r", encoding="utf-8") as stream:
-        data = yaml.safe_load(stream) or {}
-    if section not in data:
-        raise ValueError(f"{path}: no section {section!r} (referenced as {reference!r})")
-    return dict(data[section] or {})
-
-
-def load_pipeline_options(path: Union[str, Path, None] = None) -> HandPipelineOptions:
-    """Options from config/hand_pipeline.yaml (or ``path``): its ``hand_pipeline`` section, with
-    each component's options read from the file and section named under ``sections`` and then
-    updated by a mapping of the same name inside ``hand_pipeline`` (overrides)."""
-    from hand_perception.paths import config_path
-
-    path = Path(path) if path is not None else config_path("hand_pipeline.yaml")
-    with path.open("r", encoding="utf-8") as stream:
-        data = yaml.safe_load(stream) or {}
-    values = dict(data.get("hand_pipeline") or {})
-    for component, reference in (data.get("sections") or {}).items():
-        if component not in _COMPONENTS:
-            raise ValueError(f"{path}: sections.{component} is not one of {sorted(_COMPONENTS)}")
-        merged = _load_section(str(reference), path.parent)
-        merged.update(values.get(component) or {})
-        values[component] = merged
-    return options_from_mapping(HandPipelineOptions, values)

@@ -9,7 +9,10 @@ aligned ``depth`` image (16UC1 mm or 32FC1 m), all with sensor-data QoS. Publish
 
 Inference (core/hand_pipeline.py) runs on a worker thread behind a drop-oldest queue of
 ``queue_size`` frames (one by default): a slow frame never builds a backlog, and the frames it
-displaced are counted in the diagnostics. Each image is paired with the camera_info of the same
+displaced are counted in the diagnostics. With ``search_between_frames`` (default) the search for further
+hands while one is tracked (the periodic palm detector pass and the tile sweep) runs on that
+thread one detector pass at a time, only while no image waits and the next is not due before
+the pass would end (ArrivalClock), so it never delays a frame. Each image is paired with the camera_info of the same
 stamp (else the latest) and with the depth image nearest in time within ``depth_tolerance_s``
 (else the frame is processed monocular). Bad input - an unsupported encoding, an empty or
 inconsistent image, camera_info for another size or with an invalid K, an out-of-order stamp - is
@@ -38,7 +41,7 @@ from visualization_msgs.msg import MarkerArray
 from hand_perception.msg import HandArray
 from hand_perception.paths import config_path
 from hand_perception.ros.hand_tracker_support import (
-    DropOldestQueue, TrackerStats, annotate, pair_depth, prepare_rgb, stamp_seconds)
+    ArrivalClock, DropOldestQueue, TrackerStats, annotate, pair_depth, prepare_rgb, stamp_seconds)
 from hand_perception.ros.hand_conversions import hand_array_message, intrinsics_from_camera_info
 from hand_perception.ros.markers import hands_marker_array
 from hand_perception.ros.node_utils import declare, log_dropped, run_nodes
@@ -48,6 +51,9 @@ TRANSPORTS = ("raw", "compressed")
 PROVIDERS = {"auto": None, "cpu": ("cpu",), "cuda": ("cuda", "cpu"),
              "tensorrt": ("tensorrt", "cuda", "cpu")}
 THREAD_POOL_PARAMS = ("auto", "shared", "own")  # auto: config/models.yaml
+#: A between-frames detector pass starts only if this many times its typical duration fits
+#: before the next image is due (the camera's rate and the pass's duration both jitter).
+IDLE_SEARCH_MARGIN = 1.25
 
 
 def pipeline_options_with(options, params: dict):
@@ -74,7 +80,8 @@ def pipeline_options_with(options, params: dict):
                                 replace(landmarker, thread_pool=pool))
     return replace(options, palm_detector=detector, hand_landmarker=landmarker,
                    hand_tracker=tracker, image_is_mirrored=params["image_is_mirrored"],
-                   max_hands=params["max_hands"] or options.max_hands)
+                   max_hands=params["max_hands"] or options.max_hands,
+                   search_between_frames=params["search_between_frames"])
 
 
 @dataclass
@@ -93,6 +100,7 @@ class HandTrackerNode(LifecycleNode):
         super().__init__("hand_tracker", **kwargs)
         self._pipeline = None
         self.stats = TrackerStats()
+        self._arrivals = ArrivalClock()
         self._infos: Deque[CameraInfo] = deque(maxlen=8)
         self._info_arrived = threading.Condition()
         self._info_stamps_match = True  # until a camera shows it stamps camera_info otherwise
@@ -171,6 +179,10 @@ class HandTrackerNode(LifecycleNode):
             self, "min_presence_score", -1.0, "Hand presence threshold; -1: config file", -1.0, 1.0)
         q["image_is_mirrored"] = declare(
             self, "image_is_mirrored", False, "Images are horizontally flipped (selfie view); overrides the config file")
+        q["search_between_frames"] = declare(
+            self, "search_between_frames", True, "Look for further hands (the periodic palm "
+            "detector pass and tile sweep while one is tracked) one detector run at a time in "
+            "the idle time between images, not inside a frame", read_only=True)
         q["providers"] = declare(self, "providers", "auto", "Inference back-end: "
                                  "auto (config file) | cpu | cuda | tensorrt", read_only=True)
         if q["providers"] not in PROVIDERS:
@@ -285,6 +297,8 @@ class HandTrackerNode(LifecycleNode):
 
     def _on_image(self, msg) -> None:
         stamp_s = stamp_seconds(msg.header.stamp)
+        received_s = time.monotonic()
+        self._arrivals.arrived(received_s)
         self.stats.count_received()
         jump_s = self._last_stamp_s - stamp_s
         restart = 0.0 < self._params["time_jump_reset_s"] < jump_s
@@ -296,7 +310,7 @@ class HandTrackerNode(LifecycleNode):
                        f"{self._last_stamp_s:.6f} s (out of order or repeated)")
             return
         self._last_stamp_s = stamp_s
-        if not self._queue.put(Frame(msg, stamp_s, time.monotonic())):
+        if not self._queue.put(Frame(msg, stamp_s, received_s)):
             self.stats.count_queue_drop()
 
     # --- worker thread: inference and publishing -------------------------------------------
@@ -308,12 +322,25 @@ class HandTrackerNode(LifecycleNode):
                 return
             try:
                 self._process(frame)
+                self._search_while_idle()
             except ValueError as error:
                 self._drop(str(error))
             except Exception as error:  # never let one frame kill the worker
                 self.stats.count_bad_input("internal error")
                 self.get_logger().error(f"frame at {frame.stamp_s:.6f} s failed: "
                                         f"{type(error).__name__}: {error}", throttle_duration_sec=2.0)
+
+    def _search_while_idle(self) -> None:
+        """Run the pipeline's pending search for further hands one detector pass at a time,
+        while no image waits and the next is not expected before the pass would end: the search
+        then never delays a frame (a camera that leaves no idle time gets it inside a frame,
+        once it is overdue; HandPipelineOptions.search_between_frames)."""
+        pipeline = self._pipeline
+        while pipeline.search_pending and not len(self._queue):
+            finish_s = time.monotonic() + IDLE_SEARCH_MARGIN * pipeline.search_step_cost_s
+            if finish_s > self._arrivals.next_expected_s():
+                return
+            self.stats.count_search_step(pipeline.search_step())
 
     def _same_stamp_info(self, stamp) -> Optional[CameraInfo]:
         matches = [info for info in list(self._infos) if info.header.stamp == stamp]
@@ -378,7 +405,8 @@ NODE_CLASS = HandTrackerNode
 
 
 def main(args: Optional[Sequence[str]] = None) -> int:
-    return run_nodes([HandTrackerNode], args=args)
+    # Its callbacks only queue frames (inference has a thread of its own): one executor thread
+    return run_nodes([HandTrackerNode], args=args, single_threaded=True)
 
 
 if __name__ == "__main__":

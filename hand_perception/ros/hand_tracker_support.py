@@ -1,8 +1,10 @@
-"""Pieces of the hand tracker node that need no node: the drop-oldest frame queue, input
-preparation (image -> RGB, depth pairing), statistics for /diagnostics and the annotated image.
+"""Pieces of the hand tracker node that need no node: the drop-oldest frame queue, the clock of
+image arrivals, input preparation (image -> RGB, depth pairing), statistics for /diagnostics and
+the annotated image.
 """
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
@@ -115,6 +117,29 @@ def pair_depth(depth_msgs: Sequence[Image], stamp_s: float, size: Tuple[int, int
     return depth, ""
 
 
+class ArrivalClock:
+    """When the next image is expected: the last arrival plus a running mean of the intervals
+    between arrivals (s, monotonic clock). Written by the executor thread, read by the worker."""
+
+    def __init__(self, smoothing: float = 0.1) -> None:
+        if not 0.0 < smoothing <= 1.0:
+            raise ValueError(f"smoothing={smoothing!r} is not in (0, 1]")
+        self._smoothing = smoothing
+        self._last_s = -math.inf
+        self._interval_s = math.nan
+
+    def arrived(self, now_s: float) -> None:
+        interval = now_s - self._last_s
+        if math.isfinite(interval) and interval > 0.0:
+            self._interval_s = (interval if math.isnan(self._interval_s) else
+                                self._interval_s + self._smoothing * (interval - self._interval_s))
+        self._last_s = now_s
+
+    def next_expected_s(self) -> float:
+        """Expected arrival (s) of the next image; -inf until two images have arrived."""
+        return -math.inf if math.isnan(self._interval_s) else self._last_s + self._interval_s
+
+
 class TrackerStats:
     """Counters and recent samples for /diagnostics; thread-safe (worker writes, timer reads).
 
@@ -128,6 +153,7 @@ class TrackerStats:
         self.received = self.published = self.dropped_queue = self.dropped_bad_input = 0
         self.last_drop_reason = ""
         self.hands_tracked = 0
+        self.search_steps = 0
         self._window_start = self._now()
         self._window: Dict[str, List[float]] = {}
         self._window_received = self._window_published = self._window_bad = 0
@@ -159,6 +185,12 @@ class TrackerStats:
             for key, value in samples.items():
                 self._window.setdefault(key, []).append(float(value))
 
+    def count_search_step(self, elapsed_s: float) -> None:
+        """One detector pass of a between-frames search for further hands."""
+        with self._lock:
+            self.search_steps += 1
+            self._window.setdefault("search_step", []).append(elapsed_s * 1e3)
+
     def _window_values(self) -> List[KeyValue]:
         now = self._now()
         elapsed = max(now - self._window_start, 1e-9)
@@ -183,7 +215,8 @@ class TrackerStats:
                 ("frames_received", self.received), ("frames_published", self.published),
                 ("frames_dropped_queue", self.dropped_queue),
                 ("frames_dropped_bad_input", self.dropped_bad_input),
-                ("hands_tracked", self.hands_tracked), ("last_drop_reason", self.last_drop_reason))]
+                ("hands_tracked", self.hands_tracked), ("search_steps", self.search_steps),
+                ("last_drop_reason", self.last_drop_reason))]
             self._window_received = self._window_published = self._window_bad = 0
         return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                                 values=values)

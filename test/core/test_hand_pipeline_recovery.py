@@ -1,6 +1,7 @@
 """HandPipeline's recovery and rejection steps on real photos: the retry of a faded tracking ROI
 after a fast zoom, the confirmation crop that keeps a hand-like wall sign from starting a track,
-MediaPipe's detector-input sampling, and the video tiled sweep for small hands.
+MediaPipe's detector-input sampling, the video tiled sweep for small hands, and the search for
+further hands between frames.
 
 Needs the prepared models (skips without them), ../shared/data/hands and the bus.jpg sample.
 """
@@ -17,6 +18,7 @@ cv2 = pytest.importorskip("cv2")
 from hand_perception.core.hand_pipeline import HandPipeline  # noqa: E402
 from hand_perception.core.models.palm_detector import (INPUT_SIZE, PalmDetectorOptions,  # noqa: E402
                                                        letterbox)
+from scenes import second_hand_scene  # noqa: E402
 
 #: Photos whose hand is tracked at 200 px on a 640x480 canvas (checked: the detector finds them).
 TRACKED_PHOTOS = ("freihand/00000355.jpg", "freihand/00017620.jpg", "freihand/00115300.jpg",
@@ -117,3 +119,36 @@ def test_the_video_sweep_finds_small_hands_the_single_pass_misses(base_options,
     assert [r.detector_ran for r in results] == [True, False, False]
     xs = sorted(float(np.mean(h.keypoints_2d[:, 0])) for h in results[-1].hands)
     assert 40 < xs[0] < 240 and 400 < xs[1] < 600  # one hand in each photo
+
+
+def test_the_search_for_further_hands_runs_between_frames(base_options, shared_hands_dir) -> None:
+    """With search_between_frames, frames after the first never run the detector inside
+    process(): the due search (the single pass, then one tile per step) runs in search_step()
+    calls on the last frame, and the second hand it finds is tracked from the next frame on.
+    Without those calls, the search is finished inside process() once overdue."""
+    alone, both = second_hand_scene(shared_hands_dir)
+    tiling = dataclasses.replace(base_options.tiled_detection, interval_frames=10)
+    options = dataclasses.replace(base_options, search_between_frames=True,
+                                  redetect_interval_frames=10, tiled_detection=tiling)
+    pipeline = HandPipeline(options)
+    frames = [alone] * 3 + [both] * 7
+    results = [pipeline.process(frame, k / 30.0) for k, frame in enumerate(frames)]
+    assert [len(r.hands) for r in results] == [1] * 10
+    assert [r.detector_ran for r in results] == [True] + [False] * 9
+    assert pipeline.search_pending  # started on the 10th frame, not run yet
+    steps = 0
+    while pipeline.search_pending:
+        assert pipeline.search_step() > 0.0
+        steps += 1
+    assert steps == 7  # the single pass (one hand tracked, none new) + the 6 tiles of grid 2
+    assert pipeline.search_step() == 0.0 and pipeline.search_step_cost_s > 0.0
+    after = pipeline.process(both, 10 / 30.0)
+    assert len(after.hands) == 2 and not after.detector_ran
+    assert len({h.track_id for h in after.hands}) == 2
+
+    idle = HandPipeline(options)  # nobody calls search_step: finished in process() when overdue
+    frames = [alone] * 3 + [both] * 18
+    results = [idle.process(frame, k / 30.0) for k, frame in enumerate(frames)]
+    ran = [k for k, r in enumerate(results) if r.detector_ran]
+    assert ran == [0, 20], ran
+    assert [len(r.hands) for r in results] == [1] * 20 + [2]

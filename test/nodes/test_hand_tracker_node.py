@@ -28,6 +28,7 @@ from hand_perception.core.camera import CameraIntrinsics
 from hand_perception.msg import Hand, HandArray
 from hand_perception.nodes.hand_tracker_node import HandTrackerNode, pipeline_options_with
 from hand_perception.nodes.image_source_node import camera_info_message
+from hand_perception.paths import config_path
 from hand_perception.ros.hand_conversions import hands_from_msg
 from hand_perception.ros.image import numpy_to_image, rgb_to_compressed
 from helpers import wait_until
@@ -418,10 +419,11 @@ def test_inference_parameters_override_the_model_options() -> None:
 
     params = {"min_detection_score": -1.0, "min_presence_score": -1.0, "providers": "cpu",
               "inference_threads": 1, "inference_thread_pool": "own",
-              "image_is_mirrored": False, "max_hands": 0}
+              "image_is_mirrored": False, "max_hands": 0, "search_between_frames": True}
     options = pipeline_options_with(load_pipeline_options(), params)
     for model in (options.palm_detector, options.hand_landmarker):
         assert (model.providers, model.num_threads, model.thread_pool) == (("cpu",), 1, "own")
+    assert options.search_between_frames and not load_pipeline_options().search_between_frames
     kept = pipeline_options_with(load_pipeline_options(), dict(params, inference_thread_pool="auto"))
     assert kept.hand_landmarker.thread_pool == load_pipeline_options().hand_landmarker.thread_pool
 
@@ -461,9 +463,61 @@ def test_graph_runner_starts_camera_and_tracker(module_context):
     assert not running.errors
 
 
-def test_node_process_answers_and_exits_cleanly_on_ctrl_c(rclpy_context, two_hands_rgb, tmp_path):
+def test_the_search_for_a_second_hand_runs_between_frames(module_context, shared_hands_dir,
+                                                           tmp_path):
+    """One hand tracked, a second (small) one appears: the node finds it with the search it
+    runs in its idle time between images (search_between_frames, on by default), so after the
+    first frame no frame runs the palm detector itself."""
+    import yaml
+
+    from scenes import second_hand_scene
+
+    config = yaml.safe_load(config_path("hand_pipeline.yaml").read_text())
+    config["hand_pipeline"]["tiled_detection"]["interval_frames"] = 10  # sweep on each search
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(config))
+    tracker = HandTrackerNode(context=module_context, cli_args=[
+        "--ros-args", "-r", "__node:=tracker_between", "-r", "image:=/between/image",
+        "-r", "camera_info:=/between/camera_info", "-r", "hands:=/between/hands",
+        "-p", "providers:=cpu", "-p", f"config_file:={tmp_path / 'pipeline.yaml'}"])
+    inside_frame_runs = []
+    process = tracker._pipeline.process
+
+    def recording_process(*args, **kwargs):
+        result = process(*args, **kwargs)
+        inside_frame_runs.append(result.detector_ran)
+        return result
+    tracker._pipeline.process = recording_process
+    node = rclpy.create_node("between_probe", context=module_context)
+    image_pub = node.create_publisher(Image, "/between/image", RELIABLE)
+    received: List[HandArray] = []
+    node.create_subscription(HandArray, "/between/hands", received.append, RELIABLE)
+    executor, thread = _spin(module_context, tracker, node)
+    try:
+        assert wait_until(lambda: image_pub.get_subscription_count() == 1, 10.0)
+        alone, both = second_hand_scene(shared_hands_dir)
+        for index in range(60):  # 5 Hz: idle time between images even on a loaded machine
+            header = Header(stamp=node.get_clock().now().to_msg(), frame_id=FRAME_ID)
+            image_pub.publish(numpy_to_image(alone if index < 5 else both, "rgb8", header))
+            time.sleep(0.2)
+            if received and len(received[-1].hands) == 2:
+                break
+        assert received and len(received[-1].hands) == 2, [len(m.hands) for m in received]
+        assert tracker.stats.search_steps >= 7  # the single pass + 6 tiles, between frames
+        assert inside_frame_runs[0] and not any(inside_frame_runs[1:]), inside_frame_runs
+    finally:
+        tracker.close()
+        executor.shutdown()
+        thread.join(timeout=5.0)
+        tracker.destroy_node()
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_node_process_answers_and_exits_cleanly_on_a_stop_signal(rclpy_context, two_hands_rgb,
+                                                                  tmp_path, stop_signal):
     """``python -m ...hand_tracker_node`` (its main()) publishes HandArray for camera frames
-    and exits 0 on SIGINT."""
+    and exits 0 on Ctrl-C (SIGINT) or SIGTERM (what ros2 launch sends when SIGINT is not
+    enough), while frames keep coming."""
     log = tmp_path / "tracker.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "hand_perception.nodes.hand_tracker_node", "--ros-args",
@@ -487,7 +541,9 @@ def test_node_process_answers_and_exits_cleanly_on_ctrl_c(rclpy_context, two_han
 
         assert wait_until(publish_and_spin, 60.0), log.read_text()[-3000:]
         assert len(received[-1].hands) == 2
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
+        for _ in range(20):  # still publishing while it stops
+            publish_and_spin()
         assert process.wait(20.0) == 0, log.read_text()[-3000:]
     finally:
         if process.poll() is None:

@@ -9,6 +9,10 @@ detection back to full-image pixels and merges them with the first pass by weigh
 Tile candidates are less trustworthy than first-pass ones (a tile's context is small), so each
 comes out tagged ``from_tiles=True``: the pipeline confirms it with the landmark model's presence
 score (``TiledDetectionOptions.confirm_presence``) before it may start a track.
+
+:class:`PalmSearch` is the same search in steps of one detector run, and
+:class:`DeferredPalmSearch` holds one between frames, so that a video pipeline can spread the
+search for further hands over the idle time between images instead of stalling a frame.
 """
 from __future__ import annotations
 

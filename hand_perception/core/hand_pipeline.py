@@ -7,7 +7,9 @@ Per frame (MediaPipe Hands' tracking scheme, with a real tracker behind it):
    ``max_hands``), every ``redetect_interval_frames`` frames (to catch new hands), after a reset,
    or on every frame in ``static_image_mode``. When the single letterboxed pass finds fewer hands
    than wanted, a tiled pass looks for small hands (core/detection.py); its candidates must be
-   confirmed by the landmark presence (``tiled_detection.confirm_presence``).
+   confirmed by the landmark presence (``tiled_detection.confirm_presence``). With
+   ``search_between_frames`` the periodic search for further hands leaves ``process`` for
+   ``search_step`` calls between frames (one detector run each); its palms join the next frame.
 2. Landmarks of all ROIs in ONE batched ``HandLandmarker`` call. In video, a tracking ROI whose
    hand faded below ``hand_tracker.keep_presence`` is retried once ``retry_roi_scale`` times
    larger (a fast zoom or shake leaves the last ROI too tight), and a detector ROI must pass a
@@ -227,7 +229,7 @@ class HandPipeline:
 
     def _new_palm_search(self, rgb: np.ndarray, windows_per_step: int) -> PalmSearch:
         """A search for palms that no healthy track covers yet, with the tiled pass when hands
-        are missing and a sweep is due; counts as this frame's detector (and sweep) run."""
+        are missing and a sweep is due; counts as this frame's detector run."""
         opts = self.options
         healthy = [roi for roi, presence in self._track_rois.values()
                    if presence >= opts.hand_tracker.redetect_presence]

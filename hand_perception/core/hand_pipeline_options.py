@@ -24,7 +24,8 @@ _COMPONENTS = {"palm_detector": PalmDetectorOptions, "hand_landmarker": HandLand
 
 @dataclass
 class HandPipelineOptions:
-    """Options of :class:`~hand_perception.core.hand_pipeline.HandPipeline` (config/hand_pipeline.yaml, :func:`load_pipeline_options`).
+    """Options of :class:`~hand_perception.core.hand_pipeline.HandPipeline`
+    (config/hand_pipeline.yaml, :func:`load_pipeline_options`).
 
     ``max_hands`` and ``image_is_mirrored`` are the pipeline's and override the tracker's;
     ``redetect_interval_frames`` > 0 runs the palm detector at least that often (0: only when

@@ -9,14 +9,14 @@ aligned ``depth`` image (16UC1 mm or 32FC1 m), all with sensor-data QoS. Publish
 
 Inference (core/hand_pipeline.py) runs on a worker thread behind a drop-oldest queue of
 ``queue_size`` frames (one by default): a slow frame never builds a backlog, and the frames it
-displaced are counted in the diagnostics. With ``search_between_frames`` (default) the search for further
-hands while one is tracked (the periodic palm detector pass and the tile sweep) runs on that
-thread one detector pass at a time, only while no image waits and the next is not due before
-the pass would end (ArrivalClock), so it never delays a frame. Each image is paired with the camera_info of the same
-stamp (else the latest) and with the depth image nearest in time within ``depth_tolerance_s``
-(else the frame is processed monocular). Bad input - an unsupported encoding, an empty or
-inconsistent image, camera_info for another size or with an invalid K, an out-of-order stamp - is
-logged (throttled, naming the value) and that frame is dropped; the node keeps running.
+displaced are counted in the diagnostics. With ``search_between_frames`` (default) the search for
+further hands while one is tracked (the periodic palm detector pass and the tile sweep) runs on
+that thread one detector pass at a time, only while no image waits and the next is not due before
+the pass would end (ArrivalClock), so it never delays a frame. Each image is paired with the
+camera_info of the same stamp (else the latest) and with the depth image nearest in time within
+``depth_tolerance_s`` (else the frame is processed monocular). Bad input - an unsupported encoding,
+an empty or inconsistent image, camera_info for another size or with an invalid K, an out-of-order
+stamp - is logged (throttled, naming the value) and that frame is dropped; the node keeps running.
 
 A lifecycle node: configure loads the models, activate starts the worker. ``autostart`` (default
 true) runs both transitions in the constructor so the graph runner and plain ``main()`` need no

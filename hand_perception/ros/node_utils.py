@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -13,7 +14,8 @@ from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-#: Longest wait of one spin; a Ctrl-C is acted on at the latest this much later (s).
+#: Longest wait of one spin; a Ctrl-C is acted on at most this much later (s), once the
+#: callback running then returns.
 SPIN_PERIOD_S = 0.1
 
 
@@ -48,10 +50,6 @@ def log_dropped(node: Node, reason: str, period_s: float = 2.0) -> None:
     node.get_logger().error(f"dropped frame: {reason}")
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[str]] = None,
               num_threads: Optional[int] = None, single_threaded: bool = False) -> int:
     """Initialise rclpy, build the nodes, spin them until Ctrl-C (SIGINT), SIGTERM or shutdown,
@@ -63,11 +61,15 @@ def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[s
     3.7 ms, p95 9.8 instead of 4.5 ms); otherwise a MultiThreadedExecutor with ``num_threads``.
 
     rclpy's own signal handlers are off: they shut the context down at once, under worker
-    threads still publishing (a SingleThreadedExecutor then crashed on Ctrl-C). Here a signal
-    raises KeyboardInterrupt in this thread between spins, and the context is shut down only
-    after every node's ``close()`` (its threads stop) and ``destroy_node()``."""
+    threads still publishing (a SingleThreadedExecutor then crashed on Ctrl-C). Python's default
+    KeyboardInterrupt is not used either: raised inside a message take it surfaces as a
+    pybind11 conversion error. Here a signal only sets a flag that the spin loop checks between
+    spins; the context is shut down after every node's ``close()`` (its threads stop) and
+    ``destroy_node()``."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes = []
     executor = (SingleThreadedExecutor() if single_threaded
                 else MultiThreadedExecutor(num_threads=num_threads))
@@ -75,7 +77,7 @@ def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[s
         for factory in factories:
             nodes.append(factory())
             executor.add_node(nodes[-1])
-        while rclpy.ok():
+        while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

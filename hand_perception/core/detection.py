@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -237,12 +238,19 @@ def detect_palms(detector: PalmDetector, rgb: np.ndarray, wanted: int,
 
 class DeferredPalmSearch:
     """One :class:`PalmSearch` at a time, started on a frame and stepped between frames (the
-    hand pipeline's ``search_between_frames``); keeps a running estimate of a step's cost."""
+    hand pipeline's ``search_between_frames``); remembers what its recent steps cost."""
 
-    def __init__(self) -> None:
+    def __init__(self, cost_window: int = 5) -> None:
         self._search: Optional[PalmSearch] = None
         self._started_frame = 0
-        self.step_cost_s = 0.0  # exponential average of step wall times, 0 before the first
+        self._step_times_s = deque(maxlen=cost_window)
+
+    @property
+    def step_cost_s(self) -> float:
+        """The shortest of the recent steps' wall times (s; 0 before the first): one step
+        slowed by a pause elsewhere (a GC, another process) must not make every later step
+        look too long to fit between frames."""
+        return min(self._step_times_s, default=0.0)
 
     @property
     def active(self) -> bool:
@@ -267,7 +275,7 @@ class DeferredPalmSearch:
         tick = time.perf_counter()
         self._search.step()
         elapsed = time.perf_counter() - tick
-        self.step_cost_s = elapsed if not self.step_cost_s else 0.8 * self.step_cost_s + 0.2 * elapsed
+        self._step_times_s.append(elapsed)
         return elapsed
 
     def take(self, frame: int, max_age_frames: int) -> Optional[PalmSearchResult]:
@@ -278,7 +286,7 @@ class DeferredPalmSearch:
             return None
         if not self._search.done and frame - self._started_frame < max_age_frames:
             return None
-        while not self._search.done:
-            self._search.step()
+        while self.pending:  # timed like the idle steps: a stale cost estimate heals here
+            self.step()
         result, self._search = self._search.result, None
         return result

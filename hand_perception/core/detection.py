@@ -2,7 +2,7 @@
 
 MediaPipe's palm detector sees the whole frame letterboxed to 192x192: in a 1920x1080 image a
 hand 150 px long shrinks to 15 px and is missed. When the first pass finds fewer hands than
-wanted, :func:`detect_palms` runs the detector again over overlapping square tiles (several grid
+wanted, :class:`PalmSearch` runs the detector again over overlapping square tiles (several grid
 sizes, one batched session call) and optionally over an upscaled centre crop, maps every tile
 detection back to full-image pixels and merges them with the first pass by weighted NMS.
 
@@ -10,7 +10,7 @@ Tile candidates are less trustworthy than first-pass ones (a tile's context is s
 comes out tagged ``from_tiles=True``: the pipeline confirms it with the landmark model's presence
 score (``TiledDetectionOptions.confirm_presence``) before it may start a track.
 
-:class:`PalmSearch` is the same search in steps of one detector run, and
+:class:`PalmSearch` runs in steps (the first pass, then a batch of tiles per step), and
 :class:`DeferredPalmSearch` holds one between frames, so that a video pipeline can spread the
 search for further hands over the idle time between images instead of stalling a frame.
 """
@@ -166,17 +166,21 @@ def tiled_windows(width: int, height: int, options: TiledDetectionOptions
 
 @dataclass
 class PalmSearchResult:
-    """New palms (not ``covered``), first-pass ones first; ``tiled``: the tiled pass ran."""
+    """New palms (not ``covered``), first-pass ones first; ``tiled``: the tiled pass ran;
+    ``wanted``: how many new hands the search was for."""
 
     candidates: List[PalmCandidate] = field(default_factory=list)
     tiled: bool = False
+    wanted: int = 0
 
 
 class PalmSearch:
-    """:func:`detect_palms` in steps, so that a video pipeline can spread its cost over the idle
+    """Palms in ``rgb`` (H, W, 3) uint8, full-image px, leaving out those ``covered`` (hands
+    already tracked), found in steps so that a video pipeline can spread the cost over the idle
     time between frames: the first :meth:`step` runs the single letterboxed pass; when that finds
     fewer than ``wanted`` new palms and ``allow_tiles``, each further step runs the next
-    ``windows_per_step`` tiles. ``done`` once nothing is left; ``result`` is then final."""
+    ``windows_per_step`` tiles (one batched detector call). ``done`` once nothing is left;
+    ``result`` is then final; :meth:`run` does all remaining steps."""
 
     def __init__(self, detector: PalmDetector, rgb: np.ndarray, wanted: int,
                  options: TiledDetectionOptions, allow_tiles: bool = True,
@@ -211,29 +215,22 @@ class PalmSearch:
             self._extra += [det for det in found if not self._covered(det)]
         self._steps += 1
 
+    def run(self) -> PalmSearchResult:
+        """All remaining steps, then the result."""
+        while not self.done:
+            self.step()
+        return self.result
+
     @property
     def result(self) -> PalmSearchResult:
         """The candidates found so far; ``tiled`` once any tile ran."""
         if self._steps <= 1:
-            return PalmSearchResult([PalmCandidate(det, False) for det in self._first], False)
+            return PalmSearchResult([PalmCandidate(det, False) for det in self._first], False,
+                                    self._wanted)
         merged = merge_detections(self._first, self._extra, self._detector.options.nms_iou)
-        return PalmSearchResult(merged, True)
+        _LOG.debug("tiled pass: %d new candidates", sum(c.from_tiles for c in merged))
+        return PalmSearchResult(merged, True, self._wanted)
 
-
-def detect_palms(detector: PalmDetector, rgb: np.ndarray, wanted: int,
-                 options: TiledDetectionOptions, allow_tiles: bool = True,
-                 covered: Callable[[PalmDetection], bool] = lambda _: False) -> PalmSearchResult:
-    """Palms in ``rgb`` (H, W, 3) uint8, full-image px, leaving out those ``covered`` (hands
-    already tracked): the single letterboxed pass and, when it finds fewer than ``wanted`` new
-    palms and ``allow_tiles``, the tiled pass (batched by the detector's ``max_batch``)."""
-    search = PalmSearch(detector, rgb, wanted, options, allow_tiles, covered,
-                        windows_per_step=detector.options.max_batch)
-    while not search.done:
-        search.step()
-    result = search.result
-    if result.tiled:
-        _LOG.debug("tiled pass: %d new candidates", sum(c.from_tiles for c in result.candidates))
-    return result
 
 
 class DeferredPalmSearch:

@@ -136,7 +136,6 @@ class HandPipeline:
         self._last_tiled_frame: Optional[int] = None
         self._detector_needed = True
         self._search.cancel()
-        self._search_wanted = 0
         self._track_rois: Dict[int, Tuple[HandRoi, float]] = {}
         self._wrist_frames: Dict[int, WristFrameEstimator] = {}
 
@@ -248,17 +247,14 @@ class HandPipeline:
             self._last_tiled_frame is None
             or self._frame - self._last_tiled_frame >= tiled.interval_frames))
         self._last_detect_frame = self._frame
-        self._search_wanted = max(opts.max_hands - len(healthy), 0)
-        return PalmSearch(self.detector, rgb, self._search_wanted, tiled, allow_tiles, covered,
+        wanted = max(opts.max_hands - len(healthy), 0)
+        return PalmSearch(self.detector, rgb, wanted, tiled, allow_tiles, covered,
                           windows_per_step)
 
     def _detector_rois(self, rgb: np.ndarray) -> List[_Roi]:
         """ROIs of new palms found in this frame (a pending between-frames search is dropped)."""
         self._search.cancel()
-        search = self._new_palm_search(rgb, self.detector.options.max_batch)
-        while not search.done:
-            search.step()
-        return self._palm_rois(search.result)
+        return self._palm_rois(self._new_palm_search(rgb, self.detector.options.max_batch).run())
 
     def _new_hand_rois(self, rgb: np.ndarray) -> Tuple[List[_Roi], bool]:
         """ROIs of palms not tracked yet and whether the detector ran in this frame: its own
@@ -275,7 +271,7 @@ class HandPipeline:
             self._last_tiled_frame = self._last_detect_frame
         # At most `wanted` first-pass palms (best first); tile candidates may be false ones the
         # landmark presence rejects, so a few more of them are worth a landmark crop each.
-        wanted, opts = self._search_wanted, self.options
+        wanted, opts = search.wanted, self.options
         palms = [c for c in search.candidates if not c.from_tiles][:wanted]
         palms += [c for c in search.candidates if c.from_tiles][:2 * wanted]
         return [_Roi(roi_from_palm(c.detection.box, c.detection.keypoints),

@@ -95,7 +95,9 @@ def check_bag(topics: dict, with_hands: int) -> None:
         commands = [s for s, _ in topics.get(f"/robot_hand/{side}/joint_states", [])]
         assert all(np.abs(np.asarray(commands) - s).min() < 1e4 for s in seen), side
         extra = [c for c in commands if np.abs(np.asarray(seen) - c).min() >= 1e4]
-        assert all(c - max(s for s in seen if s < c) >= 0.3e9 for c in extra), side
+        # 1e4 ns: the node's float-second stamps (~0.2 us resolution at today's epoch) decide
+        # a gap of exactly lost_timeout_s (9 frames at 30 fps) either way
+        assert all(c - max(s for s in seen if s < c) >= 0.3e9 - 1e4 for c in extra), side
     left = topics["/robot_hand/left/joint_states"]
     assert len(left) >= 10 and len(left[0][1].name) == len(left[0][1].position) > 10
     assert len(topics["/robot_hand/left/action_chunk"]) == len(left)

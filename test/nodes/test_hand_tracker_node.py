@@ -225,8 +225,11 @@ def test_all_nan_or_unpaired_depth_falls_back_to_monocular(rig, two_hands_rgb):
     nan_depth = np.full(two_hands_rgb.shape[:2], np.nan, np.float32)
     probe.depth_pub.publish(numpy_to_image(nan_depth, "32FC1", header))
     assert wait_until(lambda: any(d.header.stamp == header.stamp for d in tracker._depths), 5.0)
+    logs = len(probe.logs)
     hands = hands_from_msg(probe.wait_result(probe.send(two_hands_rgb, stamp=header.stamp)))
     assert len(hands) == 2 and all(h.depth_source == "monocular" for h in hands)
+    assert wait_until(lambda: any("depth image has no valid pixel (all zero or NaN)" in log
+                                  for log in probe.logs[logs:]), 5.0), probe.logs[logs:]
     # A valid depth image 1 s older than the next image: outside depth_tolerance_s.
     stale = Header(stamp=Time(sec=header.stamp.sec - 1, nanosec=header.stamp.nanosec))
     mono = hands_from_msg(probe.wait_result(probe.send(two_hands_rgb)))

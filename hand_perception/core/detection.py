@@ -232,7 +232,6 @@ class PalmSearch:
         return PalmSearchResult(merged, True, self._wanted)
 
 
-
 class DeferredPalmSearch:
     """One :class:`PalmSearch` at a time, started on a frame and stepped between frames (the
     hand pipeline's ``search_between_frames``); remembers what its recent steps cost."""

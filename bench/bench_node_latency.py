@@ -8,7 +8,7 @@ the same machine's clock: conversion, queueing, inference and both DDS hops. DDS
 machine (LOCALHOST discovery, config/fastdds_localhost.xml, a domain of its own).
 
     python bench/bench_node_latency.py [--frames 300] [--rate 30] [--thread-pool shared|own]
-        [--threads N] [--search on|off|both]
+        [--threads N] [--hands 1|2|both] [--search on|off|both]
 
 ``--search``: the node's ``search_between_frames`` (default ``both``: a row with each, for 1 and
 2 hands; with 1 hand and max_hands 2 the node keeps looking for a second hand).
@@ -101,6 +101,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="the node's inference_threads (0: config file, one per core)")
     parser.add_argument("--domain", type=int, default=67, help="ROS_DOMAIN_ID of this run")
+    parser.add_argument("--hands", choices=("1", "2", "both"), default="both",
+                        help="rows with 1 hand, 2 hands or both")
     parser.add_argument("--search", choices=("on", "off", "both"), default="both",
                         help="the node's search_between_frames")
     args = parser.parse_args(argv)
@@ -111,7 +113,8 @@ def main(argv=None) -> int:
     searches = {"on": (True,), "off": (False,), "both": (True, False)}[args.search]
     print(f"| hands | search between frames | answered / sent | hands per answer | mean ms | "
           f"p50 ms | p95 ms | max ms |\n|---|---|---|---|---|---|---|---|")
-    for n_hands, search in ((n, s) for n in (1, 2) for s in searches):
+    hand_counts = {"1": (1,), "2": (2,), "both": (1, 2)}[args.hands]
+    for n_hands, search in ((n, s) for n in hand_counts for s in searches):
         tracker = start_tracker(env, args.thread_pool, args.threads, search)
         rclpy.init()
         try:

@@ -5,16 +5,18 @@ Subscribes ``image`` (sensor_msgs/Image; with ``image_transport: compressed`` in
 aligned ``depth`` image (16UC1 mm or 32FC1 m), all with sensor-data QoS. Publishes ``hands``
 (hand_perception/HandArray, header = the image's stamp and frame_id), ``hands/markers``
 (visualization_msgs/MarkerArray), ``hands/annotated`` (sensor_msgs/Image, with
-``publish_annotated``) and ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ~1 Hz).
+``publish_annotated``) and ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ~1 Hz); markers
+and the annotated image are built only while something subscribes to them.
 
 Inference (core/hand_pipeline.py) runs on a worker thread behind a drop-oldest queue of
 ``queue_size`` frames (one by default): a slow frame never builds a backlog, and the frames it
 displaced are counted in the diagnostics. With ``search_between_frames`` (default) the search for
 further hands while one is tracked (the periodic palm detector pass and the tile sweep) runs on
 that thread one detector pass at a time, only while no image waits and the next is not due before
-the pass would end (ArrivalClock), so it never delays a frame. Each image is paired with the
-camera_info of the same stamp (else the latest) and with the depth image nearest in time within
-``depth_tolerance_s`` (else the frame is processed monocular). Bad input - an unsupported encoding,
+the pass would end (ArrivalClock), so it never delays a frame. Python's garbage collection runs
+there too, right after a frame is published (BetweenFramesGarbageCollector). Each image is paired
+with the camera_info of the same stamp (else the latest) and with the depth image nearest in time
+within ``depth_tolerance_s`` (else the frame is processed monocular). Bad input - an unsupported encoding,
 an empty or inconsistent image, camera_info for another size or with an invalid K, an out-of-order
 stamp - is logged (throttled, naming the value) and that frame is dropped; the node keeps running.
 
@@ -41,7 +43,8 @@ from visualization_msgs.msg import MarkerArray
 from hand_perception.msg import HandArray
 from hand_perception.paths import config_path
 from hand_perception.ros.hand_tracker_support import (
-    ArrivalClock, DropOldestQueue, TrackerStats, annotate, pair_depth, prepare_rgb, stamp_seconds)
+    ArrivalClock, BetweenFramesGarbageCollector, DropOldestQueue, TrackerStats, annotate,
+    pair_depth, prepare_rgb, stamp_seconds)
 from hand_perception.ros.hand_conversions import hand_array_message, intrinsics_from_camera_info
 from hand_perception.ros.markers import hands_marker_array
 from hand_perception.ros.node_utils import declare, log_dropped, run_nodes
@@ -108,6 +111,7 @@ class HandTrackerNode(LifecycleNode):
         self._last_stamp_s = -float("inf")
         self._restart_pending = False
         self._worker: Optional[threading.Thread] = None
+        self._garbage_collector: Optional[BetweenFramesGarbageCollector] = None
         self._subscriptions_made = []
         self._diag_timer = None
         self._configure_error = ""
@@ -238,6 +242,7 @@ class HandTrackerNode(LifecycleNode):
         self._subscriptions_made = subs
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._garbage_collector = BetweenFramesGarbageCollector()  # models loaded: freeze them
         self._queue.open()
         self._worker = threading.Thread(target=self._work, name="hand_tracker-inference", daemon=True)
         self._worker.start()
@@ -322,6 +327,8 @@ class HandTrackerNode(LifecycleNode):
                 return
             try:
                 self._process(frame)
+                if not len(self._queue):  # a waiting frame goes first
+                    self._garbage_collector.after_frame()
                 self._search_while_idle()
             except ValueError as error:
                 self._drop(str(error))
@@ -387,8 +394,9 @@ class HandTrackerNode(LifecycleNode):
         self._hands_pub.publish(hand_array_message(result.hands, header))
         latency_s = stamp_seconds(self.get_clock().now().to_msg()) - frame.stamp_s
         self.stats.count_published(result, latency_s, time.monotonic() - frame.received_s)
-        self._markers_pub.publish(
-            hands_marker_array(header, result.hands, self._params["marker_lifetime_s"]))
+        if self._markers_pub.get_subscription_count():  # built only for a listener (RViz)
+            self._markers_pub.publish(
+                hands_marker_array(header, result.hands, self._params["marker_lifetime_s"]))
         if self._annotated_pub is not None and self._annotated_pub.get_subscription_count():
             self._annotated_pub.publish(annotate(rgb, result, header))
 

@@ -9,8 +9,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
-                             SingleThreadedExecutor)
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -55,10 +55,12 @@ def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[s
     """Initialise rclpy, build the nodes, spin them until Ctrl-C (SIGINT), SIGTERM or shutdown,
     and clean up. Returns the process exit code.
 
-    ``single_threaded``: a SingleThreadedExecutor, for nodes whose callbacks are all short and
-    whose heavy work has a thread of its own (the hand tracker), since a MultiThreadedExecutor's
-    Python dispatch adds latency (a 640x480 image between two processes: p50 5.1 instead of
-    3.7 ms, p95 9.8 instead of 4.5 ms); otherwise a MultiThreadedExecutor with ``num_threads``.
+    ``single_threaded``: rclpy's EventsExecutor (one thread, its event queue and dispatch in
+    C++), for nodes whose callbacks are all short and whose heavy work has a thread of its own
+    (the hand tracker): Python executors add latency (a 640x480 image between two processes:
+    p50 5.1 ms with a MultiThreadedExecutor, 3.7 ms with a SingleThreadedExecutor; EventsExecutor
+    cut the tracker's image-to-worker time further, see README, Speed); otherwise a
+    MultiThreadedExecutor with ``num_threads``.
 
     rclpy's own signal handlers are off: they shut the context down at once, under worker
     threads still publishing (a SingleThreadedExecutor then crashed on Ctrl-C). Python's default
@@ -71,7 +73,7 @@ def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[s
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes = []
-    executor = (SingleThreadedExecutor() if single_threaded
+    executor = (EventsExecutor() if single_threaded
                 else MultiThreadedExecutor(num_threads=num_threads))
     try:
         for factory in factories:

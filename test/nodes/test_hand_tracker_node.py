@@ -129,7 +129,8 @@ def rig(module_context):
     executor, thread = _spin(module_context, tracker, probe.node)
     pubs = (probe.image_pub, probe.info_pub, probe.depth_pub)
     assert wait_until(lambda: all(p.get_subscription_count() == 1 for p in pubs), 10.0)
-    assert wait_until(lambda: tracker._hands_pub.get_subscription_count() >= 1, 10.0)
+    assert wait_until(lambda: tracker._hands_pub.get_subscription_count() >= 1
+                      and tracker._markers_pub.get_subscription_count() >= 1, 10.0)
     yield tracker, probe
     tracker.close()  # no more publishing while the executor winds down
     executor.shutdown()
@@ -558,6 +559,74 @@ def test_node_process_answers_and_exits_cleanly_on_a_stop_signal(rclpy_context, 
         process.send_signal(stop_signal)
         for _ in range(20):  # still publishing while it stops
             publish_and_spin()
+        assert process.wait(20.0) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        executor.shutdown()
+        node.destroy_node()
+
+
+def test_node_process_is_driven_through_its_lifecycle_services(rclpy_context, two_hands_rgb,
+                                                               tmp_path):
+    """With ``autostart:=false`` the node process (its main() and executor) waits unconfigured;
+    a lifecycle manager's ChangeState calls configure and activate it, after which it answers
+    images, and deactivate stops the answers."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    log = tmp_path / "tracker.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hand_perception.nodes.hand_tracker_node", "--ros-args",
+         "-r", "__node:=lifecycle_tracker", "-r", "image:=/lifecycle_test/image",
+         "-r", "hands:=/lifecycle_test/hands", "-p", "providers:=cpu", "-p", "autostart:=false"],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    node = rclpy.create_node("lifecycle_probe", context=rclpy_context)
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    received: List[HandArray] = []
+
+    def call(client, request):
+        assert client.wait_for_service(timeout_sec=30.0), log.read_text()[-3000:]
+        future = client.call_async(request)
+        executor.spin_until_future_complete(future, timeout_sec=60.0)
+        assert future.done(), log.read_text()[-3000:]
+        return future.result()
+
+    def state() -> int:
+        return call(get_state, GetState.Request()).current_state.id
+
+    def change(transition: int) -> bool:
+        return call(change_state, ChangeState.Request(
+            transition=Transition(id=transition))).success
+
+    def publish_and_spin() -> bool:
+        header = Header(stamp=node.get_clock().now().to_msg(), frame_id=FRAME_ID)
+        image_pub.publish(numpy_to_image(two_hands_rgb, "rgb8", header))
+        executor.spin_once(timeout_sec=0.1)
+        return bool(received)
+
+    try:
+        image_pub = node.create_publisher(Image, "/lifecycle_test/image", qos_profile_sensor_data)
+        node.create_subscription(HandArray, "/lifecycle_test/hands", received.append, RELIABLE)
+        get_state = node.create_client(GetState, "/lifecycle_tracker/get_state")
+        change_state = node.create_client(ChangeState, "/lifecycle_tracker/change_state")
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert change(Transition.TRANSITION_CONFIGURE), log.read_text()[-3000:]
+        assert state() == State.PRIMARY_STATE_INACTIVE
+        assert change(Transition.TRANSITION_ACTIVATE)
+        assert state() == State.PRIMARY_STATE_ACTIVE
+        assert wait_until(publish_and_spin, 60.0), log.read_text()[-3000:]
+        assert len(received[-1].hands) == 2
+        assert change(Transition.TRANSITION_DEACTIVATE)
+        assert state() == State.PRIMARY_STATE_INACTIVE
+        for _ in range(5):  # answers still on their way
+            executor.spin_once(timeout_sec=0.1)
+        received.clear()
+        for _ in range(10):
+            publish_and_spin()
+        assert not received, "an inactive node published hands"
+        process.send_signal(signal.SIGINT)
         assert process.wait(20.0) == 0, log.read_text()[-3000:]
     finally:
         if process.poll() is None:

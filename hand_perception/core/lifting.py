@@ -86,7 +86,7 @@ def check_intrinsics(K: np.ndarray) -> np.ndarray:
     K = np.asarray(K, dtype=np.float64)
     if K.shape != (3, 3) or not np.all(np.isfinite(K)):
         raise ValueError(f"K must be a finite (3, 3) matrix, got shape {K.shape}")
-    if K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]):
+    if K[0, 0] <= 0 or K[1, 1] <= 0 or np.abs(K[2] - (0.0, 0.0, 1.0)).max() > 1e-8:
         raise ValueError(f"K={K.tolist()} is not a pinhole matrix (fx, fy > 0, last row 0 0 1)")
     return K
 
@@ -95,6 +95,15 @@ def normalised_rays(keypoints_2d: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Viewing rays (N, 3) with z = 1 through the (N, 2) px keypoints."""
     uv1 = np.column_stack([keypoints_2d, np.ones(len(keypoints_2d))])
     return uv1 @ np.linalg.inv(K).T
+
+
+def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """argmin_x |a x - b| for a tall (M, 3) ``a``: the 3x3 normal equations, a fraction of
+    lstsq's cost on the whole system (several solves per hand and frame); lstsq if singular."""
+    try:
+        return np.linalg.solve(a.T @ a, a.T @ b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
 
 
 def fit_translation(world: np.ndarray, rays: np.ndarray, weights: np.ndarray,
@@ -110,7 +119,7 @@ def fit_translation(world: np.ndarray, rays: np.ndarray, weights: np.ndarray,
     a[0::2, 2], a[1::2, 2] = rays[:, 0], rays[:, 1]
     rhs = np.column_stack([world[:, 0] - rays[:, 0] * world[:, 2],
                            world[:, 1] - rays[:, 1] * world[:, 2]]).ravel()
-    t = np.linalg.lstsq(a * np.repeat(sw, 2, axis=0), rhs * np.repeat(sw[:, 0], 2), rcond=None)[0]
+    t = _least_squares(a * np.repeat(sw, 2, axis=0), rhs * np.repeat(sw[:, 0], 2))
     for _ in range(iterations):
         p = world + t
         if np.any(p[:, 2] <= 1e-6):
@@ -119,8 +128,7 @@ def fit_translation(world: np.ndarray, rays: np.ndarray, weights: np.ndarray,
         jac = np.zeros((len(p), 2, 3))
         jac[:, 0, 0] = jac[:, 1, 1] = 1.0 / p[:, 2]
         jac[:, :, 2] = -p[:, :2] / p[:, 2:3] ** 2
-        jw = (jac * sw[:, :, None]).reshape(-1, 3)
-        step = np.linalg.lstsq(jw, -(res * sw).ravel(), rcond=None)[0]
+        step = _least_squares((jac * sw[:, :, None]).reshape(-1, 3), -(res * sw).ravel())
         t = t + step
         if np.linalg.norm(step) < 1e-7:
             break

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -83,12 +83,16 @@ class HandLandmarkerResult:
         return [RIGHT if score > 0.5 else LEFT for score in self.handedness]
 
 
-def crop(image: np.ndarray, roi: HandRoi, border_mode: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """``(224, 224, 3)`` float32 crop in [0, 1] of the rotated ``roi`` of an RGB uint8 image."""
+def crop(image: np.ndarray, roi: HandRoi, border_mode: int = cv2.BORDER_REPLICATE,
+         out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``(224, 224, 3)`` float32 crop in [0, 1] of the rotated ``roi`` of an RGB uint8 image,
+    written into ``out`` if given (a row of the model's batch: no float temporaries)."""
     matrix = to_pixel_centre_matrix(image_to_crop_matrix(roi, INPUT_SIZE))
     warped = cv2.warpAffine(image, matrix, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
                             borderMode=border_mode)
-    return warped.astype(np.float32) / 255.0
+    if out is None:
+        out = np.empty((INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+    return np.divide(warped, np.float32(255.0), out=out)
 
 
 def _check_roi(roi: HandRoi, k: int) -> None:
@@ -126,7 +130,9 @@ class HandLandmarker:
         for k, roi in enumerate(rois):
             _check_roi(roi, k)
         border = _BORDERS[self.options.border_mode]
-        batch = np.stack([crop(image, roi, border) for roi in rois])
+        batch = np.empty((len(rois), INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+        for k, roi in enumerate(rois):
+            crop(image, roi, border, out=batch[k])
         landmarks, presence, handedness, world = self.run_raw(batch)
         keypoints = landmarks.reshape(-1, NUM_KEYPOINTS, 3).astype(np.float64)
         world = world.reshape(-1, NUM_KEYPOINTS, 3)

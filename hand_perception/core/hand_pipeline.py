@@ -49,7 +49,7 @@ from hand_perception.core.models.palm_detector import PalmDetector, check_image
 from hand_perception.core.models.roi import (HandRoi, overlap_of_smaller, roi_bounding_box,
                                              roi_from_landmarks, roi_from_palm)
 from hand_perception.core.retargeting.wrist_frame import WristFrameEstimator
-from hand_perception.core.tracking import HandDetection, HandTracker
+from hand_perception.core.tracking import HandDetection, HandTracker, keypoint_bounds
 from hand_perception.core.wrist_pose import wrist_rotation
 
 _LOG = logging.getLogger(__name__)
@@ -363,9 +363,8 @@ class HandPipeline:
     def _matching(tracked, measured: List[_Measured]) -> _Measured:
         """The measurement a tracked hand was updated with (the tracker's bbox is of its raw
         keypoints, so it identifies the detection exactly)."""
-        errors = [np.abs(np.concatenate([np.nanmin(m.detection.keypoints_2d, 0),
-                                         np.nanmax(m.detection.keypoints_2d, 0)])
-                         - tracked.bbox_xyxy).max() for m in measured]
+        errors = [np.abs(keypoint_bounds(m.detection.keypoints_2d) - tracked.bbox_xyxy).max()
+                  for m in measured]
         return measured[int(np.argmin(errors))]
 
     def _hand(self, tracked, measured: _Measured, has_intrinsics: bool) -> PipelineHand:

@@ -20,6 +20,7 @@ been beyond ``-margin`` on the other side for ``handedness_flip_frames`` consecu
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
@@ -164,16 +165,28 @@ class HandTrackerResult:
     redetect_ids: List[int] = field(default_factory=list)
 
 
+def keypoint_bounds(keypoints_2d: np.ndarray) -> np.ndarray:
+    """(4,) bounding box (x_min, y_min, x_max, y_max) px of (21, 2) keypoints, NaNs ignored.
+    (fmin/fmax reductions: several times faster than nanmin/nanmax, which run many times per
+    frame here.)"""
+    return np.concatenate([np.fmin.reduce(keypoints_2d, axis=0),
+                           np.fmax.reduce(keypoints_2d, axis=0)])
+
+
 def hand_size_px(keypoints_2d: np.ndarray) -> float:
     """Hand size (px): the larger side of the keypoints' bounding box, at least 1 px."""
-    extent = np.nanmax(keypoints_2d, axis=0) - np.nanmin(keypoints_2d, axis=0)
-    return float(max(np.max(extent), 1.0))
+    bounds = keypoint_bounds(keypoints_2d)
+    return float(max(np.max(bounds[2:] - bounds[:2]), 1.0))
 
 
 def match_cost(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean distance between two (21, 2) keypoint sets divided by their mean hand size."""
-    dist = float(np.nanmean(np.linalg.norm(a - b, axis=1)))
-    return dist / (0.5 * (hand_size_px(a) + hand_size_px(b)))
+    """Mean distance between two (21, 2) keypoint sets (joints known in both) divided by their
+    mean hand size; NaN if no joint is known in both."""
+    dist = np.sqrt(np.square(a - b).sum(axis=1))
+    dist = dist[np.isfinite(dist)]
+    if not dist.size:
+        return math.nan
+    return float(dist.mean()) / (0.5 * (hand_size_px(a) + hand_size_px(b)))
 
 
 class _Track:
@@ -345,8 +358,7 @@ class HandTracker:
             world_keypoints=world, keypoints_camera=camera,
             camera_valid=np.isfinite(camera).all(axis=1), joint_confidence=conf,
             joint_visible=conf >= self.options.visibility_threshold,
-            bbox_xyxy=np.concatenate([np.nanmin(det.keypoints_2d, 0),
-                                      np.nanmax(det.keypoints_2d, 0)]),
+            bbox_xyxy=keypoint_bounds(det.keypoints_2d),
             age_frames=track.age, is_new=is_new)
 
     @staticmethod

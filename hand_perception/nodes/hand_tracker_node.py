@@ -16,9 +16,10 @@ that thread one detector pass at a time, only while no image waits and the next 
 the pass would end (ArrivalClock), so it never delays a frame. Python's garbage collection runs
 there too, right after a frame is published (BetweenFramesGarbageCollector). Each image is paired
 with the camera_info of the same stamp (else the latest) and with the depth image nearest in time
-within ``depth_tolerance_s`` (else the frame is processed monocular). Bad input - an unsupported encoding,
-an empty or inconsistent image, camera_info for another size or with an invalid K, an out-of-order
-stamp - is logged (throttled, naming the value) and that frame is dropped; the node keeps running.
+within ``depth_tolerance_s`` (else the frame is processed monocular). Bad input - an unsupported
+encoding, an empty or inconsistent image, camera_info for another size or with an invalid K, an
+out-of-order stamp - is logged (throttled, naming the value) and that frame is dropped; the node
+keeps running.
 
 A lifecycle node: configure loads the models, activate starts the worker. ``autostart`` (default
 true) runs both transitions in the constructor so the graph runner and plain ``main()`` need no

@@ -571,7 +571,7 @@ def test_node_process_is_driven_through_its_lifecycle_services(rclpy_context, tw
                                                                tmp_path):
     """With ``autostart:=false`` the node process (its main() and executor) waits unconfigured;
     a lifecycle manager's ChangeState calls configure and activate it, after which it answers
-    images, and deactivate stops the answers."""
+    images and its diagnostics timer fires, and deactivate stops the answers."""
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
 
@@ -585,6 +585,7 @@ def test_node_process_is_driven_through_its_lifecycle_services(rclpy_context, tw
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     received: List[HandArray] = []
+    diagnostics: List[DiagnosticArray] = []
 
     def call(client, request):
         assert client.wait_for_service(timeout_sec=30.0), log.read_text()[-3000:]
@@ -606,9 +607,15 @@ def test_node_process_is_driven_through_its_lifecycle_services(rclpy_context, tw
         executor.spin_once(timeout_sec=0.1)
         return bool(received)
 
+    def diagnosed() -> bool:
+        executor.spin_once(timeout_sec=0.1)
+        return any(status.hardware_id == "/lifecycle_tracker"
+                   for array in diagnostics for status in array.status)
+
     try:
         image_pub = node.create_publisher(Image, "/lifecycle_test/image", qos_profile_sensor_data)
         node.create_subscription(HandArray, "/lifecycle_test/hands", received.append, RELIABLE)
+        node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, RELIABLE)
         get_state = node.create_client(GetState, "/lifecycle_tracker/get_state")
         change_state = node.create_client(ChangeState, "/lifecycle_tracker/change_state")
         assert state() == State.PRIMARY_STATE_UNCONFIGURED
@@ -618,6 +625,7 @@ def test_node_process_is_driven_through_its_lifecycle_services(rclpy_context, tw
         assert state() == State.PRIMARY_STATE_ACTIVE
         assert wait_until(publish_and_spin, 60.0), log.read_text()[-3000:]
         assert len(received[-1].hands) == 2
+        assert wait_until(diagnosed, 10.0), "no /diagnostics from the node process"
         assert change(Transition.TRANSITION_DEACTIVATE)
         assert state() == State.PRIMARY_STATE_INACTIVE
         for _ in range(5):  # answers still on their way

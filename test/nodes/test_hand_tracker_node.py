@@ -3,6 +3,7 @@ annotated image/diagnostics out; depth pairing; the drop-oldest queue; every kin
 is logged naming the value, dropped, and the next good frame is still processed."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import List
 
 import numpy as np
@@ -527,44 +529,70 @@ def test_the_search_for_a_second_hand_runs_between_frames(module_context, shared
         node.destroy_node()
 
 
+@dataclass
+class NodeProcess:
+    """``python -m ...hand_tracker_node`` (its main()) running as ``/<name>``, with its topics
+    under ``/<name>/``, and a probe node that plays its camera."""
+
+    process: subprocess.Popen
+    log: Path
+    node: object
+    executor: object
+    image_pub: object
+    received: List[HandArray]
+
+    def log_tail(self) -> str:
+        return self.log.read_text()[-3000:]
+
+    def publish_and_spin(self, rgb) -> bool:
+        """Send ``rgb`` once, spin a little; whether any HandArray has come back yet."""
+        header = Header(stamp=self.node.get_clock().now().to_msg(), frame_id=FRAME_ID)
+        self.image_pub.publish(numpy_to_image(rgb, "rgb8", header))
+        self.executor.spin_once(timeout_sec=0.1)
+        return bool(self.received)
+
+
+@contextlib.contextmanager
+def node_process(context, tmp_path, name: str, *params: str):
+    """Start the node process (``params``: extra ``name:=value`` parameters) and its probe;
+    kill the process if the test did not stop it, and free the probe."""
+    log = tmp_path / f"{name}.log"
+    remaps = [arg for topic in ("image", "camera_info", "hands")
+              for arg in ("-r", f"{topic}:=/{name}/{topic}")]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hand_perception.nodes.hand_tracker_node", "--ros-args",
+         "-r", f"__node:={name}", *remaps, "-p", "providers:=cpu",
+         *[arg for param in params for arg in ("-p", param)]],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    node = rclpy.create_node(f"{name}_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        received: List[HandArray] = []
+        node.create_subscription(HandArray, f"/{name}/hands", received.append, RELIABLE)
+        image_pub = node.create_publisher(Image, f"/{name}/image", qos_profile_sensor_data)
+        yield NodeProcess(process, log, node, executor, image_pub, received)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        executor.shutdown()
+        node.destroy_node()
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_node_process_answers_and_exits_cleanly_on_a_stop_signal(rclpy_context, two_hands_rgb,
                                                                   tmp_path, stop_signal):
     """``python -m ...hand_tracker_node`` (its main()) publishes HandArray for camera frames
     and exits 0 on Ctrl-C (SIGINT) or SIGTERM (what ros2 launch sends when SIGINT is not
     enough), while frames keep coming."""
-    log = tmp_path / "tracker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hand_perception.nodes.hand_tracker_node", "--ros-args",
-         "-r", "__node:=tracker_process", "-r", "image:=/process_test/image",
-         "-r", "camera_info:=/process_test/camera_info", "-r", "hands:=/process_test/hands",
-         "-p", "providers:=cpu"],
-        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=log.open("w"))
-    node = rclpy.create_node("process_probe", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    received: List[HandArray] = []
-    try:
-        image_pub = node.create_publisher(Image, "/process_test/image", qos_profile_sensor_data)
-        node.create_subscription(HandArray, "/process_test/hands", received.append, RELIABLE)
-
-        def publish_and_spin() -> bool:
-            header = Header(stamp=node.get_clock().now().to_msg(), frame_id=FRAME_ID)
-            image_pub.publish(numpy_to_image(two_hands_rgb, "rgb8", header))
-            executor.spin_once(timeout_sec=0.1)
-            return bool(received)
-
-        assert wait_until(publish_and_spin, 60.0), log.read_text()[-3000:]
-        assert len(received[-1].hands) == 2
-        process.send_signal(stop_signal)
+    with node_process(rclpy_context, tmp_path, "tracker_process") as tracker:
+        assert wait_until(lambda: tracker.publish_and_spin(two_hands_rgb), 60.0), \
+            tracker.log_tail()
+        assert len(tracker.received[-1].hands) == 2
+        tracker.process.send_signal(stop_signal)
         for _ in range(20):  # still publishing while it stops
-            publish_and_spin()
-        assert process.wait(20.0) == 0, log.read_text()[-3000:]
-    finally:
-        if process.poll() is None:
-            process.kill()
-        executor.shutdown()
-        node.destroy_node()
+            tracker.publish_and_spin(two_hands_rgb)
+        assert tracker.process.wait(20.0) == 0, tracker.log_tail()
 
 
 def test_node_process_is_driven_through_its_lifecycle_services(rclpy_context, two_hands_rgb,
@@ -575,76 +603,55 @@ def test_node_process_is_driven_through_its_lifecycle_services(rclpy_context, tw
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
 
-    log = tmp_path / "tracker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hand_perception.nodes.hand_tracker_node", "--ros-args",
-         "-r", "__node:=lifecycle_tracker", "-r", "image:=/lifecycle_test/image",
-         "-r", "hands:=/lifecycle_test/hands", "-p", "providers:=cpu", "-p", "autostart:=false"],
-        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=log.open("w"))
-    node = rclpy.create_node("lifecycle_probe", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    received: List[HandArray] = []
-    diagnostics: List[DiagnosticArray] = []
-
-    def call(client, request, timeout_s: float):
-        """The response, or None if it was lost: Fast DDS can answer before it has matched this
-        client's response reader ("failed to send response (timeout)" in the node's log)."""
-        assert client.wait_for_service(timeout_sec=30.0), log.read_text()[-3000:]
-        future = client.call_async(request)
-        executor.spin_until_future_complete(future, timeout_sec=timeout_s)
-        if not future.done():
-            client.remove_pending_request(future)
-            return None
-        return future.result()
-
-    def state() -> int:
-        for _ in range(10):  # idempotent: ask again if an answer was lost
-            response = call(get_state, GetState.Request(), 3.0)
-            if response is not None:
-                return response.current_state.id
-        raise AssertionError(f"get_state never answered: {log.read_text()[-3000:]}")
-
-    def change(transition: int, expected_state: int) -> None:
-        response = call(change_state, ChangeState.Request(
-            transition=Transition(id=transition)), 20.0)
-        assert response is None or response.success, log.read_text()[-3000:]
-        assert state() == expected_state  # also settles a transition whose answer was lost
-
-    def publish_and_spin() -> bool:
-        header = Header(stamp=node.get_clock().now().to_msg(), frame_id=FRAME_ID)
-        image_pub.publish(numpy_to_image(two_hands_rgb, "rgb8", header))
-        executor.spin_once(timeout_sec=0.1)
-        return bool(received)
-
-    def diagnosed() -> bool:
-        executor.spin_once(timeout_sec=0.1)
-        return any(status.hardware_id == "/lifecycle_tracker"
-                   for array in diagnostics for status in array.status)
-
-    try:
-        image_pub = node.create_publisher(Image, "/lifecycle_test/image", qos_profile_sensor_data)
-        node.create_subscription(HandArray, "/lifecycle_test/hands", received.append, RELIABLE)
+    with node_process(rclpy_context, tmp_path, "lifecycle_tracker", "autostart:=false") as tracker:
+        node, executor = tracker.node, tracker.executor
+        diagnostics: List[DiagnosticArray] = []
         node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, RELIABLE)
         get_state = node.create_client(GetState, "/lifecycle_tracker/get_state")
         change_state = node.create_client(ChangeState, "/lifecycle_tracker/change_state")
+
+        def call(client, request, timeout_s: float):
+            """The response, or None if it was lost: Fast DDS can answer before it has matched
+            this client's response reader ("failed to send response (timeout)" in the log)."""
+            assert client.wait_for_service(timeout_sec=30.0), tracker.log_tail()
+            future = client.call_async(request)
+            executor.spin_until_future_complete(future, timeout_sec=timeout_s)
+            if not future.done():
+                client.remove_pending_request(future)
+                return None
+            return future.result()
+
+        def state() -> int:
+            for _ in range(10):  # idempotent: ask again if an answer was lost
+                response = call(get_state, GetState.Request(), 3.0)
+                if response is not None:
+                    return response.current_state.id
+            raise AssertionError(f"get_state never answered: {tracker.log_tail()}")
+
+        def change(transition: int, expected_state: int) -> None:
+            response = call(change_state, ChangeState.Request(
+                transition=Transition(id=transition)), 20.0)
+            assert response is None or response.success, tracker.log_tail()
+            assert state() == expected_state  # also settles a transition whose answer was lost
+
+        def diagnosed() -> bool:
+            executor.spin_once(timeout_sec=0.1)
+            return any(status.hardware_id == "/lifecycle_tracker"
+                       for array in diagnostics for status in array.status)
+
         assert state() == State.PRIMARY_STATE_UNCONFIGURED
         change(Transition.TRANSITION_CONFIGURE, State.PRIMARY_STATE_INACTIVE)
         change(Transition.TRANSITION_ACTIVATE, State.PRIMARY_STATE_ACTIVE)
-        assert wait_until(publish_and_spin, 60.0), log.read_text()[-3000:]
-        assert len(received[-1].hands) == 2
+        assert wait_until(lambda: tracker.publish_and_spin(two_hands_rgb), 60.0), \
+            tracker.log_tail()
+        assert len(tracker.received[-1].hands) == 2
         assert wait_until(diagnosed, 10.0), "no /diagnostics from the node process"
         change(Transition.TRANSITION_DEACTIVATE, State.PRIMARY_STATE_INACTIVE)
         for _ in range(5):  # answers still on their way
             executor.spin_once(timeout_sec=0.1)
-        received.clear()
+        tracker.received.clear()
         for _ in range(10):
-            publish_and_spin()
-        assert not received, "an inactive node published hands"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(20.0) == 0, log.read_text()[-3000:]
-    finally:
-        if process.poll() is None:
-            process.kill()
-        executor.shutdown()
-        node.destroy_node()
+            tracker.publish_and_spin(two_hands_rgb)
+        assert not tracker.received, "an inactive node published hands"
+        tracker.process.send_signal(signal.SIGINT)
+        assert tracker.process.wait(20.0) == 0, tracker.log_tail()

@@ -278,6 +278,9 @@ class HandTrackerNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=10.0)
             self._worker = None
+        if self._garbage_collector is not None:
+            self._garbage_collector.release()
+            self._garbage_collector = None
 
     def close(self) -> None:
         """Stop the inference thread (the graph runner and run_nodes call this)."""

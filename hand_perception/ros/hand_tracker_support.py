@@ -152,7 +152,8 @@ class BetweenFramesGarbageCollector:
     exists (``gc.freeze``: modules, models), so later passes skip it; ``after_frame`` then
     collects the youngest generation after every frame, which keeps the allocation trigger from
     firing inside frames, and everything every ``full_every`` frames (a full pass over what is
-    not frozen took 0.1 ms). The automatic collector stays on for the rest of the process."""
+    not frozen took 0.1 ms). The automatic collector stays on for the rest of the process;
+    ``release`` unfreezes."""
 
     def __init__(self, full_every: int = 10) -> None:
         if full_every < 1:
@@ -168,6 +169,14 @@ class BetweenFramesGarbageCollector:
         generation = 2 if self._frames % self._full_every == 0 else 0
         gc.collect(generation)
         return generation
+
+    @staticmethod
+    def release() -> None:
+        """Hand what was frozen back to the collector (the node calls this when its worker
+        stops). Frozen objects are never collected, not even at exit: rclpy's own reference
+        cycles then keep the DDS participant alive to the end, and Fast DDS leaves its 64 MiB
+        shared-memory segment behind in /dev/shm on every clean exit."""
+        gc.unfreeze()
 
 
 class TrackerStats:

@@ -33,7 +33,7 @@ from hand_perception.nodes.image_source_node import camera_info_message
 from hand_perception.paths import config_path
 from hand_perception.ros.hand_conversions import hands_from_msg
 from hand_perception.ros.image import numpy_to_image, rgb_to_compressed
-from helpers import wait_until
+from helpers import orphaned_fastdds_segments, wait_until
 
 pytestmark = pytest.mark.dds
 FRAME_ID = "test_camera_optical_frame"
@@ -584,7 +584,10 @@ def test_node_process_answers_and_exits_cleanly_on_a_stop_signal(rclpy_context, 
                                                                   tmp_path, stop_signal):
     """``python -m ...hand_tracker_node`` (its main()) publishes HandArray for camera frames
     and exits 0 on Ctrl-C (SIGINT) or SIGTERM (what ros2 launch sends when SIGINT is not
-    enough), while frames keep coming."""
+    enough), while frames keep coming, and takes its 64 MiB Fast DDS shared-memory segment
+    with it (the frozen garbage once kept its participant alive past exit: one segment leaked
+    per run)."""
+    orphans_before = orphaned_fastdds_segments()
     with node_process(rclpy_context, tmp_path, "tracker_process") as tracker:
         assert wait_until(lambda: tracker.publish_and_spin(two_hands_rgb), 60.0), \
             tracker.log_tail()
@@ -593,6 +596,7 @@ def test_node_process_answers_and_exits_cleanly_on_a_stop_signal(rclpy_context, 
         for _ in range(20):  # still publishing while it stops
             tracker.publish_and_spin(two_hands_rgb)
         assert tracker.process.wait(20.0) == 0, tracker.log_tail()
+    assert orphaned_fastdds_segments() - orphans_before == set()
 
 
 def test_node_process_is_driven_through_its_lifecycle_services(rclpy_context, two_hands_rgb,

@@ -26,7 +26,7 @@ from std_srvs.srv import Trigger
 
 from hand_perception.core.recording.repair import repair_bag
 from hand_perception.nodes.recorder_node import RecorderNode
-from helpers import wait_until
+from helpers import orphaned_fastdds_segments, remove_fastdds_segments, wait_until
 
 pytestmark = pytest.mark.dds
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -152,6 +152,7 @@ def _streamed_stamps(mcap_file: Path):
 
 def test_kill_9_loses_at_most_the_last_chunk(rclpy_context, tmp_path):
     env = dict(os.environ)
+    orphans_before = orphaned_fastdds_segments()
     process = subprocess.Popen(
         [sys.executable, "-m", "hand_perception.nodes.recorder_node", "--ros-args",
          "-p", "topics:=['/robot_hand/joint_states']", "-p", f"output_dir:={tmp_path}",
@@ -181,7 +182,9 @@ def test_kill_9_loses_at_most_the_last_chunk(rclpy_context, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(10.0)
         node.destroy_node()
+        remove_fastdds_segments(orphaned_fastdds_segments() - orphans_before)  # the killed one's
     bag_dir = mcap_file.parent
     info = yaml.safe_load((bag_dir / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert info["topics_with_message_count"][0]["topic_metadata"]["name"] == (

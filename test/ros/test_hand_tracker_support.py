@@ -71,6 +71,20 @@ def test_collector_full_pass_frees_cycles_that_survived_young_passes(unfrozen) -
     assert alive() is None
 
 
+def test_release_lets_the_collector_free_cycles_that_were_frozen(unfrozen) -> None:
+    cycle = _Node()
+    cycle.self = cycle
+    alive = weakref.ref(cycle)
+    collector = BetweenFramesGarbageCollector()  # freezes the cycle with everything else
+    del cycle
+    gc.collect()
+    assert alive() is not None, "a frozen cycle was collected"
+    collector.release()
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert alive() is None
+
+
 @pytest.mark.parametrize("full_every", [0, -1])
 def test_collector_rejects_a_full_interval_below_1(full_every) -> None:
     with pytest.raises(ValueError, match="full_every"):

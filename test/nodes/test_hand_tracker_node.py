@@ -33,7 +33,7 @@ from hand_perception.nodes.image_source_node import camera_info_message
 from hand_perception.paths import config_path
 from hand_perception.ros.hand_conversions import hands_from_msg
 from hand_perception.ros.image import numpy_to_image, rgb_to_compressed
-from helpers import orphaned_fastdds_segments, wait_until
+from helpers import orphaned_fastdds_segments, remove_fastdds_segments, wait_until
 
 pytestmark = pytest.mark.dds
 FRAME_ID = "test_camera_optical_frame"
@@ -555,7 +555,9 @@ class NodeProcess:
 @contextlib.contextmanager
 def node_process(context, tmp_path, name: str, *params: str):
     """Start the node process (``params``: extra ``name:=value`` parameters) and its probe;
-    kill the process if the test did not stop it, and free the probe."""
+    kill the process if the test did not stop it (and remove its shared-memory segment), and
+    free the probe."""
+    orphans_before = orphaned_fastdds_segments()
     log = tmp_path / f"{name}.log"
     remaps = [arg for topic in ("image", "camera_info", "hands")
               for arg in ("-r", f"{topic}:=/{name}/{topic}")]
@@ -575,6 +577,8 @@ def node_process(context, tmp_path, name: str, *params: str):
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(10.0)
+            remove_fastdds_segments(orphaned_fastdds_segments() - orphans_before)
         executor.shutdown()
         node.destroy_node()
 

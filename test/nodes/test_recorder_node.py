@@ -72,9 +72,10 @@ def image(i: int, width: int = 640, height: int = 480) -> Image:
 
 
 def publish_at_30hz(publisher, frames) -> None:
-    """Publish ``frames`` 1/30 s apart from the calling thread. Not an executor timer: in one CI
-    run on 2 busy cores the MultiThreadedExecutor shared with the recorder fired it fewer than
-    90 times in 20 s, which failed the test before the recorder was even asked."""
+    """Publish ``frames`` 1/30 s apart from the calling thread. Not a timer on the executor
+    shared with the recorder: in one CI run, on a machine stalling under memory pressure (16 GB
+    of orphaned Fast DDS segments, README "DDS stays on this machine"), it fired fewer than 90
+    times in 20 s, and the test failed before the recorder was even asked."""
     due = time.monotonic()
     for frame in frames:
         due += 1.0 / 30.0

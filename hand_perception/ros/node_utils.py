@@ -19,6 +19,20 @@ from rclpy.signals import SignalHandlerOptions
 SPIN_PERIOD_S = 0.1
 
 
+class DrainingMultiThreadedExecutor(MultiThreadedExecutor):
+    """A MultiThreadedExecutor whose ``shutdown`` first lets the callbacks already handed to
+    its thread pool finish. rclpy 9.1's ``Executor.shutdown`` does not wait for them (it tests
+    the flag it has just set) and destroys its guard condition under them; their handler's
+    ``trigger()`` then raises InvalidHandle, which the interpreter prints at exit as "The
+    following exception was never retrieved: cannot use Destroyable because destruction was
+    requested". Call it after the spin loop has stopped: nothing new is submitted then."""
+
+    def shutdown(self, timeout_sec: Optional[float] = None, *,
+                 wait_for_threads: bool = True) -> bool:
+        self._executor.shutdown(wait=True)  # rclpy's pool (no public handle to its callbacks)
+        return super().shutdown(timeout_sec, wait_for_threads=wait_for_threads)
+
+
 def declare(node: Node, name: str, default: Any, description: str,
             low: Optional[float] = None, high: Optional[float] = None,
             read_only: bool = False) -> Any:
@@ -74,7 +88,7 @@ def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[s
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     nodes = []
     executor = (EventsExecutor() if single_threaded
-                else MultiThreadedExecutor(num_threads=num_threads))
+                else DrainingMultiThreadedExecutor(num_threads=num_threads))
     try:
         for factory in factories:
             nodes.append(factory())

@@ -14,10 +14,11 @@ from typing import Dict, List, Optional
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from hand_perception.ros.graph import GraphSpec, NodeSpec
+from hand_perception.ros.node_utils import DrainingMultiThreadedExecutor
 
 _log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class RunningGraph:
 
     graph: GraphSpec
     nodes: Dict[str, Node]
-    executor: MultiThreadedExecutor
+    executor: DrainingMultiThreadedExecutor
     thread: threading.Thread
     errors: List[BaseException] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -59,7 +60,7 @@ class RunningGraph:
 def start_graph(graph: GraphSpec, context: Optional[Context] = None,
                 num_threads: Optional[int] = None) -> RunningGraph:
     """Create every node of ``graph`` (rclpy must be initialised) and spin them in a thread."""
-    executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
+    executor = DrainingMultiThreadedExecutor(num_threads=num_threads, context=context)
     nodes: Dict[str, Node] = {}
     try:
         for spec in graph.nodes:

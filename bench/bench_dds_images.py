@@ -1,6 +1,7 @@
 """Loss and latency of 640x480 rgb8 best-effort images between two processes, with and without
-hand_perception's Fast DDS profile (config/fastdds_localhost.xml). Both runs use LOCALHOST
-discovery and their own ROS domain, so nothing leaves this machine.
+hand_perception's Fast DDS profile (config/fastdds_localhost.xml), and with the profile plus the
+malloc thresholds our nodes set in the subscriber (``node_utils.reuse_freed_frame_buffers``).
+The runs use LOCALHOST discovery and a ROS domain each, so nothing leaves this machine.
 
     python bench/bench_dds_images.py [--frames 150] [--rate 30]
 """
@@ -42,12 +43,17 @@ def _publisher(frames: int, rate: float) -> dict:
     return {"discovery_s": discovery_s}
 
 
-def _subscriber(frames: int, rate: float) -> dict:
+def _subscriber(frames: int, rate: float, node_malloc: bool) -> dict:
     import numpy as np
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
+    if node_malloc:
+        sys.path.insert(0, str(ROOT))
+        from hand_perception.ros.node_utils import reuse_freed_frame_buffers
+
+        reuse_freed_frame_buffers()
     rclpy.init()
     node = rclpy.create_node("bench_sub")
     latencies = []
@@ -64,10 +70,11 @@ def _subscriber(frames: int, rate: float) -> dict:
             "median_ms": float(np.median(latencies)) if latencies else None}
 
 
-def _run_pair(env: dict, frames: int, rate: float) -> dict:
+def _run_pair(env: dict, frames: int, rate: float, node_malloc: bool) -> dict:
     def start(role: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, __file__, "--role", role, "--frames", str(frames),
-                                 "--rate", str(rate)], env=env, stdout=subprocess.PIPE, text=True)
+                                 "--rate", str(rate), *(["--node-malloc"] if node_malloc else [])],
+                                env=env, stdout=subprocess.PIPE, text=True)
 
     sub = start("sub")
     pub = start("pub")
@@ -81,23 +88,28 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--role", choices=("pub", "sub"))
+    parser.add_argument("--node-malloc", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
-    if options.role:
-        worker = _publisher if options.role == "pub" else _subscriber
-        print(json.dumps(worker(options.frames, options.rate)))
+    if options.role == "pub":
+        print(json.dumps(_publisher(options.frames, options.rate)))
+        return 0
+    if options.role == "sub":
+        print(json.dumps(_subscriber(options.frames, options.rate, options.node_malloc)))
         return 0
     base = {k: v for k, v in os.environ.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}
     base.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", RMW_IMPLEMENTATION="rmw_fastrtps_cpp")
-    runs = {
-        "default transports": dict(base, ROS_DOMAIN_ID="61"),
-        "config/fastdds_localhost.xml": dict(
-            base, ROS_DOMAIN_ID="62",
-            FASTDDS_DEFAULT_PROFILES_FILE=str(ROOT / "config" / "fastdds_localhost.xml")),
+    profile = str(ROOT / "config" / "fastdds_localhost.xml")
+    runs = {  # name: (environment, the subscriber sets our nodes' malloc thresholds)
+        "default transports": (dict(base, ROS_DOMAIN_ID="61"), False),
+        "config/fastdds_localhost.xml": (
+            dict(base, ROS_DOMAIN_ID="62", FASTDDS_DEFAULT_PROFILES_FILE=profile), False),
+        "config/fastdds_localhost.xml, node malloc thresholds": (
+            dict(base, ROS_DOMAIN_ID="63", FASTDDS_DEFAULT_PROFILES_FILE=profile), True),
     }
     print("| DDS set-up | received / sent | lost | median latency (ms) | discovery (s) |")
     print("|---|---|---|---|---|")
-    for name, env in runs.items():
-        r = _run_pair(env, options.frames, options.rate)
+    for name, (env, node_malloc) in runs.items():
+        r = _run_pair(env, options.frames, options.rate, node_malloc)
         lost = 100.0 * (1 - r["received"] / options.frames)
         median = f"{r['median_ms']:.1f}" if r["median_ms"] is not None else "-"
         print(f"| {name} | {r['received']} / {options.frames} | {lost:.0f}% | {median} | "

@@ -1,7 +1,10 @@
 """Small pieces every hand_perception node uses: parameter declaration, throttled errors, main()."""
 from __future__ import annotations
 
+import ctypes
+import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -13,6 +16,12 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+_log = logging.getLogger(__name__)
+
+#: glibc malloc thresholds for node processes (bytes), see ``reuse_freed_frame_buffers``.
+MMAP_THRESHOLD = 32 * 2 ** 20
+TRIM_THRESHOLD = 128 * 2 ** 20
 
 #: Longest wait of one spin; a Ctrl-C is acted on at most this much later (s), once the
 #: callback running then returns.
@@ -31,6 +40,29 @@ class DrainingMultiThreadedExecutor(MultiThreadedExecutor):
                  wait_for_threads: bool = True) -> bool:
         self._executor.shutdown(wait=True)  # rclpy's pool (no public handle to its callbacks)
         return super().shutdown(timeout_sec, wait_for_threads=wait_for_threads)
+
+
+def reuse_freed_frame_buffers() -> bool:
+    """Make glibc's malloc reuse freed image-sized buffers instead of handing each one back to
+    the kernel. By default a block over ~128 KiB (a 640x480 frame is 900 KiB) is mmap'ed and
+    unmapped again when freed, so every message's buffers start as untouched pages and fault in
+    (~450 faults per 640x480 rgb8 Image built from numpy). With blocks up to ``MMAP_THRESHOLD``
+    taken from the heap, which keeps up to ``TRIM_THRESHOLD`` of freed memory (the usual
+    real-time ROS 2 set-up), building one took 0.16 instead of 0.9-1.0 ms, and a Python
+    subscriber had such images 1.6-1.8 instead of 3.0 ms (p50) after their stamp. Thresholds
+    given in the environment (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``) are left
+    alone. Returns whether the thresholds were set (False off glibc)."""
+    if {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    done = (mallopt(m_mmap_threshold, MMAP_THRESHOLD) == 1
+            and mallopt(m_trim_threshold, TRIM_THRESHOLD) == 1)
+    _log.debug("malloc thresholds %s", "set" if done else "refused")
+    return done
 
 
 def declare(node: Node, name: str, default: Any, description: str,
@@ -82,6 +114,7 @@ def run_nodes(factories: Sequence[Callable[[], Node]], args: Optional[Sequence[s
     pybind11 conversion error. Here a signal only sets a flag that the spin loop checks between
     spins; the context is shut down after every node's ``close()`` (its threads stop) and
     ``destroy_node()``."""
+    reuse_freed_frame_buffers()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())

@@ -18,7 +18,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from hand_perception.ros.graph import GraphSpec, NodeSpec
-from hand_perception.ros.node_utils import DrainingMultiThreadedExecutor
+from hand_perception.ros.node_utils import DrainingMultiThreadedExecutor, reuse_freed_frame_buffers
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class RunningGraph:
 def start_graph(graph: GraphSpec, context: Optional[Context] = None,
                 num_threads: Optional[int] = None) -> RunningGraph:
     """Create every node of ``graph`` (rclpy must be initialised) and spin them in a thread."""
+    reuse_freed_frame_buffers()
     executor = DrainingMultiThreadedExecutor(num_threads=num_threads, context=context)
     nodes: Dict[str, Node] = {}
     try:

@@ -236,17 +236,27 @@ class DeferredPalmSearch:
     """One :class:`PalmSearch` at a time, started on a frame and stepped between frames (the
     hand pipeline's ``search_between_frames``); remembers what its recent steps cost."""
 
-    def __init__(self, cost_window: int = 5) -> None:
+    def __init__(self, cost_window: int = 5, cost_max_age_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        require_int("cost_window", cost_window, 1)
+        require_range("cost_max_age_s", cost_max_age_s, 0.0)
         self._search: Optional[PalmSearch] = None
         self._started_frame = 0
-        self._step_times_s = deque(maxlen=cost_window)
+        self._step_times_s = deque(maxlen=cost_window)  # (when it ended, wall time) in s
+        self._cost_max_age_s = cost_max_age_s
+        self._clock = clock
 
     @property
     def step_cost_s(self) -> float:
-        """The shortest of the recent steps' wall times (s; 0 before the first): one step
-        slowed by a pause elsewhere (a GC, another process) must not make every later step
-        look too long to fit between frames."""
-        return min(self._step_times_s, default=0.0)
+        """The shortest wall time (s) of the recent steps that ended within ``cost_max_age_s``;
+        0 when there are none. The shortest: one step slowed by a pause elsewhere (a GC,
+        another process) must not make every later step look too long to fit between frames.
+        Within a maximum age: when the only recent step was the slow one, no idle time looks
+        long enough for another, so nothing would replace it, and the search would wait to be
+        finished inside a frame once overdue (one CI run: 1 of its 7 steps ran between frames)."""
+        now = self._clock()
+        return min((took for ended, took in self._step_times_s
+                    if now - ended <= self._cost_max_age_s), default=0.0)
 
     @property
     def active(self) -> bool:
@@ -268,11 +278,11 @@ class DeferredPalmSearch:
         """Run the next step of the pending search; its wall time (s), 0 when none is pending."""
         if not self.pending:
             return 0.0
-        tick = time.perf_counter()
+        tick = self._clock()
         self._search.step()
-        elapsed = time.perf_counter() - tick
-        self._step_times_s.append(elapsed)
-        return elapsed
+        ended = self._clock()
+        self._step_times_s.append((ended, ended - tick))
+        return ended - tick
 
     def take(self, frame: int, max_age_frames: int) -> Optional[PalmSearchResult]:
         """The finished search's result, once (None while none is finished). A search started

@@ -511,22 +511,14 @@ def test_the_search_for_a_second_hand_runs_between_frames(module_context, shared
         assert wait_until(lambda: image_pub.get_subscription_count() == 1, 10.0)
         alone, both = second_hand_scene(shared_hands_dir)
         pipeline = tracker._pipeline
-        step_cost_s = 0.0  # the node's estimate of one search step, at its highest
         for index in range(30):
             header = Header(stamp=node.get_clock().now().to_msg(), frame_id=FRAME_ID)
             image_pub.publish(numpy_to_image(alone if index < 5 else both, "rgb8", header))
             assert wait_until(lambda: any(m.header.stamp == header.stamp for m in received), 20.0)
             wait_until(lambda: not pipeline.search_pending, 1.0)
-            step_cost_s = max(step_cost_s, pipeline.search_step_cost_s)
             if len(received[-1].hands) == 2:
                 break
         assert received and len(received[-1].hands) == 2, [len(m.hands) for m in received]
-        if tracker.stats.search_steps < 7 and step_cost_s > 0.2:
-            # One CI run: a host stall made the first step that slow; no idle time then looked
-            # long enough for another, and the node finished the search inside a frame once it
-            # was overdue, as designed. What this test checks could not happen.
-            pytest.skip(f"a host stall made the node expect {step_cost_s:.2f} s per search "
-                        "step; it finished the search inside a frame instead")
         assert tracker.stats.search_steps >= 7  # the single pass + 6 tiles, between frames
         assert inside_frame_runs[0] and not any(inside_frame_runs[1:]), inside_frame_runs
     finally:

@@ -281,8 +281,9 @@ class DeferredPalmSearch:
         tick = self._clock()
         self._search.step()
         ended = self._clock()
-        self._step_times_s.append((ended, ended - tick))
-        return ended - tick
+        took = ended - tick
+        self._step_times_s.append((ended, took))
+        return took
 
     def take(self, frame: int, max_age_frames: int) -> Optional[PalmSearchResult]:
         """The finished search's result, once (None while none is finished). A search started

@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CompressedImage, Image
 
 from hand_perception.core.drawing import draw_hands
+from hand_perception.core.options import require_int
 from hand_perception.ros.image import compressed_to_rgb, depth_to_metres, image_to_rgb, numpy_to_image
 
 #: Relative difference in aspect ratio under which a depth image of another size is taken to
@@ -156,8 +157,7 @@ class BetweenFramesGarbageCollector:
     ``release`` unfreezes."""
 
     def __init__(self, full_every: int = 10) -> None:
-        if full_every < 1:
-            raise ValueError(f"full_every={full_every!r} must be >= 1")
+        require_int("full_every", full_every, 1)
         self._full_every = full_every
         self._frames = 0
         gc.collect()

@@ -38,7 +38,7 @@ class _Node:
 def unfrozen():
     """Undo the collector's gc.freeze() so that no other test runs with a frozen heap."""
     yield
-    gc.unfreeze()
+    BetweenFramesGarbageCollector.release()
 
 
 def test_collector_freezes_what_exists_and_collects_young_cycles_after_every_frame(
